@@ -1,0 +1,1 @@
+"""tickcast: streams."""
