@@ -1,3 +1,3 @@
-"""tickcast: live market ticks to stock predictions on Kafka, Faust, Redis, ClickHouse and MLflow."""
+"""tickcast: live market ticks to stock predictions (Kafka, Faust, Redis, ClickHouse, MLflow)."""
 
 __version__ = "0.1.0"

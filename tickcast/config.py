@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickcast.errors import ConfigError
 
-DEV_SECRET = "tickcast-development-secret-change-me"  # noqa: S105 - refused outside development
+DEV_SECRET = "tickcast-development-secret-change-me"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]."
     )
-    kafka_version: str = Field("3.9.1", description="Apache Kafka version the local stack runs.")
+    kafka_version: str = Field("3.9.2", description="Apache Kafka version the local stack runs.")
     kafka_home: Path = Field(
         REPO_ROOT / "infra" / "kafka", description="Folder with the broker's pom and scripts."
     )
@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, description="Partitions of every per-symbol topic.")
     consumer_group: str = Field("tickcast", description="Consumer group / Faust app id.")
     linger_ms: int = Field(5, ge=0, description="Producer linger: the latency floor knob.")
+    batch_max_events: int = Field(2000, ge=1, description="Most events in one micro-batch.")
+    batch_within_s: float = Field(
+        0.01, gt=0, description="Longest wait to fill a micro-batch (latency vs throughput)."
+    )
+    checkpoint_interval_s: float = Field(
+        1.0, ge=0, description="State checkpoint (and offset commit) interval of a stage."
+    )
 
     # Redis
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
@@ -73,6 +80,32 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="API bind address.")
     api_port: int = Field(8000, ge=1, le=65535, description="API port.")
     jwt_secret: SecretStr = Field(SecretStr(DEV_SECRET), description="HS256 signing secret.")
+    jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        "HS256", description="JWT signing algorithm: HS256 (jwt_secret) or RS256 (key pair)."
+    )
+    jwt_private_key_path: Path | None = Field(None, description="RS256 private key (PEM).")
+    jwt_public_key_path: Path | None = Field(None, description="RS256 public key (PEM).")
+    jwt_issuer: str = Field("tickcast", min_length=1, description="JWT `iss` claim.")
+    jwt_audience: str = Field("tickcast-api", min_length=1, description="JWT `aud` claim.")
+    access_token_ttl_s: int = Field(900, ge=30, le=86400, description="Access token lifetime.")
+    refresh_token_ttl_s: int = Field(
+        14 * 86400, ge=60, description="Refresh token (and token family) lifetime."
+    )
+    stale_after_s: float = Field(
+        60.0, gt=0, description="Prediction/feature age beyond which answers say stale."
+    )
+    batch_max_symbols: int = Field(200, ge=1, le=10_000, description="Symbols per batch call.")
+    rate_limit_window_s: int = Field(60, ge=1, description="Sliding rate-limit window.")
+    rate_limit_per_subject: int = Field(1200, ge=1, description="Requests per window per caller.")
+    rate_limit_global: int = Field(120_000, ge=1, description="Requests per window, all callers.")
+    rate_limit_auth: int = Field(
+        20, ge=1, description="Token requests per window per client address (brute force)."
+    )
+    dependency_timeout_s: float = Field(
+        0.25, gt=0, le=30, description="API timeout of one Redis/store call before 503."
+    )
+    circuit_failures: int = Field(5, ge=1, description="Failures that open a circuit breaker.")
+    circuit_reset_s: float = Field(5.0, gt=0, description="Open-circuit time before a probe.")
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -101,6 +134,16 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets(self) -> Settings:
         if self.env != "development" and self.jwt_secret.get_secret_value() == DEV_SECRET:
             raise ValueError("TICKCAST_JWT_SECRET must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _check_jwt_keys(self) -> Settings:
+        if self.jwt_algorithm == "RS256" and not (
+            self.jwt_private_key_path and self.jwt_public_key_path
+        ):
+            raise ValueError(
+                "RS256 needs TICKCAST_JWT_PRIVATE_KEY_PATH and TICKCAST_JWT_PUBLIC_KEY_PATH"
+            )
         return self
 
     @cached_property

@@ -1,10 +1,10 @@
 """Typed errors of tickcast.
 
-    TickcastError
-    ├── ConfigError           bad or missing configuration (one line for a person)
-    ├── DependencyError       a component (Kafka, Redis, ClickHouse, MLflow, Java) is unusable
-    ├── SchemaError           a record does not match its Avro contract
-    └── ModelError            a model cannot be used (e.g. feature-set mismatch)
+TickcastError
+├── ConfigError           bad or missing configuration (one line for a person)
+├── DependencyError       a component (Kafka, Redis, ClickHouse, MLflow, Java) is unusable
+├── SchemaError           a record does not match its Avro contract
+└── ModelError            a model cannot be used (e.g. feature-set mismatch)
 """
 
 from __future__ import annotations

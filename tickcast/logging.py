@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -12,7 +13,7 @@ import structlog
 _SECRET_KEYS = frozenset({"password", "secret", "token", "api_key", "authorization", "jwt"})
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Never let a secret reach a log line, whatever a caller passes."""
     for key in list(event):
         if any(word in key.lower() for word in _SECRET_KEYS):
@@ -23,9 +24,7 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     """Configure structlog for a process (call once from a CLI command or service)."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

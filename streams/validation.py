@@ -1,0 +1,136 @@
+"""Validation of decoded ticks: pure rules over a small per-symbol guard state.
+
+Reason codes (the ``DeadLetter.reason`` values):
+
+=================  ===============================================================
+UNDECODABLE        the payload is not a tickcast Avro record (raised by the codec)
+SCHEMA_MISMATCH    the writer schema is unknown or incompatible (raised by the codec)
+BAD_PRICE          a price is NaN, infinite, or not positive
+BAD_RANGE          high < low, or open/close outside [low, high]
+NEGATIVE_VOLUME    volume is negative or not finite
+DUPLICATE          the same event again (same time and sequence, or same time and print)
+OUT_OF_ORDER       event time earlier than the symbol's last by more than the tolerance
+OUTLIER_RETURN     |robust z-score| of the log return over recent returns above threshold
+UNKNOWN_SYMBOL     a universe is configured and the symbol is not in it
+=================  ===============================================================
+
+A rejected tick never enters the price history or return window, so one bad record cannot poison its
+neighbours. A genuine level shift is accepted after ``outlier_confirmations`` consecutive
+outliers that agree with each other (otherwise a symbol that gapped would be stuck).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """Configuration of the checks (all in event time)."""
+
+    out_of_order_tolerance_ms: int = 0
+    outlier_z: float = 20.0
+    outlier_window: int = 50
+    outlier_min_samples: int = 20
+    outlier_confirmations: int = 3
+    universe: frozenset[str] | None = None
+
+
+@dataclass
+class SymbolGuard:
+    """What validation remembers per symbol: bounded (a fixed-size window of returns)."""
+
+    window: int = 50
+    last_ts: int = -1
+    last_close: float = math.nan
+    last_seq: int | None = None
+    last_print: tuple[float, float] = (math.nan, math.nan)
+    returns: deque[float] = field(default_factory=deque)
+    pending_outliers: int = 0
+    pending_close: float = math.nan
+
+    def __post_init__(self) -> None:
+        self.returns = deque(self.returns, maxlen=self.window)
+
+
+def _robust_z(value: float, sample: deque[float]) -> float:
+    ordered = sorted(sample)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+    deviations = sorted(abs(x - median) for x in ordered)
+    mad = deviations[n // 2] if n % 2 else 0.5 * (deviations[n // 2 - 1] + deviations[n // 2])
+    if mad <= 0.0:
+        return 0.0
+    return (value - median) / (1.4826 * mad)
+
+
+def check_record(tick: Mapping[str, Any], rules: ValidationRules) -> tuple[str, str] | None:
+    """Stateless checks: a ``(reason, detail)`` or None when the record itself is sane."""
+    symbol = tick["symbol"]
+    if rules.universe is not None and symbol not in rules.universe:
+        return "UNKNOWN_SYMBOL", f"{symbol!r} is not in the configured universe"
+    for name in PRICE_FIELDS:
+        value = tick[name]
+        if not (value > 0.0 and math.isfinite(value)):
+            return "BAD_PRICE", f"{name}={value!r} is not a positive finite price"
+    low, high = tick["low"], tick["high"]
+    if high < low:
+        return "BAD_RANGE", f"high {high} < low {low}"
+    for name in ("open", "close"):
+        if not low <= tick[name] <= high:
+            return "BAD_RANGE", f"{name} {tick[name]} outside [low {low}, high {high}]"
+    volume = tick["volume"]
+    if not (volume >= 0.0 and math.isfinite(volume)):
+        return "NEGATIVE_VOLUME", f"volume={volume!r} is negative or not finite"
+    return None
+
+
+def check_sequence(
+    tick: Mapping[str, Any], guard: SymbolGuard, rules: ValidationRules
+) -> tuple[str, str] | None:
+    """Checks against the symbol's history; updates ``guard`` only when the tick passes."""
+    ts = tick["ts"]
+    seq = tick.get("sequence")
+    if ts == guard.last_ts:
+        same_print = (tick["close"], tick["volume"]) == guard.last_print
+        if (seq is not None and seq == guard.last_seq) or (seq is None and same_print):
+            return "DUPLICATE", f"event at {ts} already seen"
+        if tick.get("kind") == "BAR":
+            return "DUPLICATE", f"a second bar at {ts}"
+    elif ts < guard.last_ts - rules.out_of_order_tolerance_ms:
+        return "OUT_OF_ORDER", f"event time {ts} < last {guard.last_ts} for {tick['symbol']}"
+    close = tick["close"]
+    if guard.last_close == guard.last_close:  # not NaN: a previous close exists
+        ret = math.log(close / guard.last_close)
+        if len(guard.returns) >= rules.outlier_min_samples:
+            z = _robust_z(ret, guard.returns)
+            if abs(z) > rules.outlier_z and not _confirms_shift(guard, close, rules):
+                return "OUTLIER_RETURN", f"log return {ret:.4g} has robust z {z:.1f}"
+        guard.returns.append(ret)
+    guard.pending_outliers = 0
+    guard.last_ts = max(ts, guard.last_ts)
+    guard.last_close = close
+    guard.last_seq = seq
+    guard.last_print = (close, tick["volume"])
+    return None
+
+
+def _confirms_shift(guard: SymbolGuard, close: float, rules: ValidationRules) -> bool:
+    """Count agreeing consecutive outliers; True when a level shift is confirmed."""
+    agrees = guard.pending_outliers and abs(math.log(close / guard.pending_close)) < 0.05
+    guard.pending_outliers = guard.pending_outliers + 1 if agrees else 1
+    guard.pending_close = close
+    return guard.pending_outliers >= rules.outlier_confirmations
+
+
+def validate(
+    tick: Mapping[str, Any], guard: SymbolGuard, rules: ValidationRules
+) -> tuple[str, str] | None:
+    """All checks; None when the tick is good (and then ``guard`` has taken it in)."""
+    return check_record(tick, rules) or check_sequence(tick, guard, rules)

@@ -1,0 +1,229 @@
+"""End to end on the real broker and Redis: ticks → worker → features, DLQ, Redis."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from indicators.bar import Bar
+from indicators.feature_set import FeatureSet
+from sinks.feature_blob import decode as decode_blob
+from sinks.kafka_producer import BatchProducer
+from streams.codec import get_codec
+from streams.replay import publish, tick_records
+from streams.topics import apply_topics
+from tests.integration.pipeline import WorkerProcess, dedupe_features, read_topic
+from tickcast.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def make_bars(n_symbols: int, n_bars: int, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_symbols):
+        close = 50.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n_bars)))
+        open_ = close * np.exp(rng.normal(0, 0.003, n_bars))
+        high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n_bars))
+        low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n_bars))
+        volume = rng.uniform(1e4, 1e5, n_bars).round()
+        for i in range(n_bars):
+            rows.append(
+                (
+                    f"S{s:03d}",
+                    1_600_000_000_000 + i * 60_000,
+                    open_[i],
+                    high[i],
+                    low[i],
+                    close[i],
+                    volume[i],
+                )
+            )
+    frame = pd.DataFrame(
+        rows, columns=["symbol", "ts_ms", "open", "high", "low", "close", "volume"]
+    )
+    return frame.sort_values(["ts_ms", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def expected_features(frame: pd.DataFrame) -> pd.DataFrame:
+    fs = FeatureSet.default()
+    rows = []
+    for symbol, group in frame.groupby("symbol", sort=True):
+        state = fs.new_state()
+        for r in group.itertuples():
+            rows.append(
+                (
+                    symbol,
+                    r.ts_ms,
+                    tuple(state.update(Bar(r.ts_ms, r.open, r.high, r.low, r.close, r.volume))),
+                )
+            )
+    return (
+        pd.DataFrame(rows, columns=["symbol", "ts", "values"])
+        .sort_values(["symbol", "ts"])
+        .reset_index(drop=True)
+    )
+
+
+def same_vectors(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return len(a) == len(b) and all(
+        (math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b, strict=True)
+    )
+
+
+def assert_frames_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(zip(got.symbol, got.ts, strict=True)) == list(
+        zip(want.symbol, want.ts, strict=True)
+    )
+    mismatched = [
+        i for i in range(len(want)) if not same_vectors(got["values"][i], want["values"][i])
+    ]
+    assert not mismatched, f"{len(mismatched)} vectors differ, first at row {mismatched[:3]}"
+
+
+@pytest.fixture
+def topics(settings: Settings) -> Settings:
+    apply_topics(settings)
+    return settings
+
+
+def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path) -> None:
+    settings = topics
+    frame = make_bars(8, 120)
+    publish(settings, frame, "test")
+    codec = get_codec("Tick")
+    good = next(tick_records(frame.iloc[:1], "test"))
+    bad = [
+        (b"S000", b"not avro at all", "UNDECODABLE"),
+        (
+            b"S001",
+            codec.encode(
+                {**good, "symbol": "S001", "ts": 1_700_000_000_000, "close": float("nan")}
+            ),
+            "BAD_PRICE",
+        ),
+        (
+            b"S002",
+            codec.encode(
+                {**good, "symbol": "S002", "ts": 1_700_000_000_000, "high": 1.0, "low": 2.0}
+            ),
+            "BAD_RANGE",
+        ),
+        (
+            b"S003",
+            codec.encode({**good, "symbol": "S003", "ts": 1_600_000_000_000}),
+            "OUT_OF_ORDER",
+        ),
+        (
+            b"S004",
+            codec.encode({**good, "symbol": "S004", "ts": 1_700_000_000_000, "volume": -5.0}),
+            "NEGATIVE_VOLUME",
+        ),
+    ]
+    producer = BatchProducer(settings)
+    for key, value, _ in bad:
+        producer.produce(settings.topic("ticks"), key, value)
+    producer.flush()
+
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        want = expected_features(frame)
+        got = read_topic(
+            settings, "features", "FeatureVector", lambda r: len(r) >= len(want), alive=worker.alive
+        )
+        dead = read_topic(
+            settings, "ticks.dlq", "DeadLetter", lambda r: len(r) >= len(bad), timeout_s=30
+        )
+    finally:
+        worker.stop()
+    assert_frames_equal(dedupe_features(got), want)
+    assert sorted((d["key"], d["reason"]) for d in dead) == sorted((k, r) for k, _, r in bad)
+    assert all(
+        d["payload"] == v
+        for d, (_, v, _) in zip(sorted(dead, key=lambda d: d["key"]), sorted(bad), strict=True)
+    )
+
+    client = redis.Redis.from_url(settings.redis_url)
+    for symbol, group in want.groupby("symbol"):
+        blob = decode_blob(client.get(f"{settings.redis_key_prefix}features:{symbol}"))
+        assert blob.event_ts_ms == group.ts.iloc[-1]
+        assert blob.feature_set_version == FeatureSet.default().version
+        assert same_vectors(blob.values, group["values"].iloc[-1])
+        assert (
+            0
+            < client.ttl(f"{settings.redis_key_prefix}features:{symbol}")
+            <= settings.feature_ttl_s
+        )
+
+
+def test_sigkill_mid_replay_recovers_value_for_value(topics: Settings, tmp_path: Path) -> None:
+    settings = topics
+    frame = make_bars(40, 300, seed=11)
+    want = expected_features(frame)
+    publish(settings, frame, "test")
+    first = WorkerProcess(settings, tmp_path / "worker1.log").start()
+    seen = read_topic(
+        settings, "features", "FeatureVector", lambda r: len(r) >= len(want) // 3, alive=first.alive
+    )
+    first.kill()
+    assert len(seen) < len(want), "the worker finished before it could be killed"
+    second = WorkerProcess(settings, tmp_path / "worker2.log").start()
+    try:
+        got = read_topic(
+            settings,
+            "features",
+            "FeatureVector",
+            lambda r: dedupe_features(r).shape[0] >= len(want) if len(r) >= len(want) else False,
+            alive=second.alive,
+        )
+    finally:
+        second.stop()
+    frame_got = pd.DataFrame(
+        [(r["symbol"], r["ts"], tuple(r["values"])) for r in got],
+        columns=["symbol", "ts", "values"],
+    )
+    for _, group in frame_got.groupby(["symbol", "ts"]):
+        first_values = group["values"].iloc[0]
+        assert all(same_vectors(v, first_values) for v in group["values"]), (
+            "a replayed tick gave other values"
+        )
+    assert_frames_equal(dedupe_features(got), want)
+
+
+def test_replay_is_deterministic(stack: Settings, tmp_path: Path) -> None:
+    frame = make_bars(5, 80, seed=3)
+    runs = []
+    for run in ("a", "b"):
+        settings = stack.model_copy(
+            update={
+                "topic_prefix": f"{tmp_path.name}{run}.",
+                "redis_key_prefix": f"{tmp_path.name}{run}:",
+                "consumer_group": f"{tmp_path.name}{run}",
+            }
+        )
+        apply_topics(settings)
+        publish(settings, frame, "determinism")
+        worker = WorkerProcess(settings, tmp_path / f"worker-{run}.log").start()
+        try:
+            got = read_topic(
+                settings,
+                "features",
+                "FeatureVector",
+                lambda r: len(r) >= len(frame),
+                alive=worker.alive,
+            )
+        finally:
+            worker.stop()
+        runs.append(
+            sorted((r["symbol"], r["ts"], tuple(r["values"]), r["correlation_id"]) for r in got)
+        )
+    assert len(runs[0]) == len(frame)
+    assert all(
+        a[:2] == b[:2] and a[3] == b[3] and same_vectors(a[2], b[2])
+        for a, b in zip(*runs, strict=True)
+    )

@@ -1,0 +1,173 @@
+"""The ``tickcast`` command line: the local stack, topics, and the product's jobs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tickcast.config import Settings, load_settings
+from tickcast.errors import TickcastError
+from tickcast.stack.health import Health
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics from infra/kafka/topics.yaml.")
+app.add_typer(topics_app, name="topics")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def settings() -> Settings:
+    """Settings for a command, with the log set-up every command shares."""
+    from tickcast.logging import configure_logging
+
+    loaded = load_settings()
+    configure_logging(loaded.log_level, json=loaded.log_json)
+    return loaded
+
+
+def _health_table(rows: list[Health], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("component", "state", "detail", "seconds"):
+        table.add_column(column)
+    for row in rows:
+        state = "[green]up[/]" if row.ok else "[red]DOWN[/]"
+        detail = row.detail if row.ok else f"{row.detail}\n[yellow]fix:[/] {row.hint}"
+        table.add_row(row.component, state, detail, f"{row.seconds:.2f}")
+    return table
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka, Redis, ClickHouse (chDB) and MLflow locally and apply the topics."""
+    import time
+
+    from streams.topics import apply_topics
+    from tickcast.stack import local
+
+    cfg = settings()
+    began = time.perf_counter()
+    rows = local.up(
+        cfg, on_done=lambda h: console.print(f"  {h.component:<10} up in {h.seconds:.2f} s")
+    )
+    changed = apply_topics(cfg)
+    console.print(_health_table(rows, "tickcast local stack"))
+    console.print(f"topics: {len(changed)} created or changed")
+    console.print(f"stack up in {time.perf_counter() - began:.2f} s")
+
+
+@app.command()
+def down() -> None:
+    """Stop the Kafka broker and Redis server the project started."""
+    from tickcast.stack import local
+
+    for name, stopped in local.down(settings()).items():
+        console.print(f"  {name:<10} {'stopped' if stopped else 'was not running'}")
+
+
+@app.command()
+def status() -> None:
+    """Each component's health (exit code 1 when one is down)."""
+    from tickcast.stack import local
+
+    rows = local.status(settings())
+    console.print(_health_table(rows, "tickcast status"))
+    raise typer.Exit(0 if all(r.ok for r in rows) else 1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check every prerequisite and component, say what is wrong and how to fix it."""
+    from tickcast.stack import local
+
+    cfg = settings()
+    rows = local.prerequisites() + local.status(cfg)
+    console.print(_health_table(rows, "tickcast doctor"))
+    broken = [r for r in rows if not r.ok]
+    for row in broken:
+        err.print(f"[red]✗ {row.component}[/]: {row.detail} — {row.hint}")
+    if not broken:
+        console.print("[green]everything answers[/]")
+    raise typer.Exit(1 if broken else 0)
+
+
+@topics_app.command("apply")
+def topics_apply() -> None:
+    """Create missing topics and align their configs (idempotent)."""
+    from streams.topics import apply_topics
+
+    changed = apply_topics(settings())
+    for line in changed:
+        console.print(f"  {line}")
+    console.print(f"{len(changed)} topic(s) created or changed")
+
+
+@app.command()
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+    ] = 9101,
+) -> None:
+    """Run a stream worker (validation, features) until interrupted."""
+    from agents.worker import run_worker
+
+    run_worker(settings(), metrics_port=metrics_port)
+
+
+@app.command()
+def replay(
+    dataset: Annotated[str, typer.Argument(help="sp500-daily, es-trades, or a CSV/Parquet path.")],
+    speed: Annotated[
+        float | None, typer.Option(help="N× real time in event time; default as fast as possible.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Publish at most this many rows.")] = None,
+    symbols: Annotated[int | None, typer.Option(help="Only the first N symbols.")] = None,
+) -> None:
+    """Publish a dataset to the ticks topic, in event-time order, with a progress bar."""
+    from rich.progress import Progress
+
+    from streams import datasets
+    from streams.replay import publish
+
+    cfg = settings()
+    frame = (
+        datasets.load(dataset)
+        if dataset in datasets.DATASETS
+        else datasets.load_user_file(dataset, kind="bars")
+    )
+    if symbols:
+        keep = sorted(frame["symbol"].unique())[:symbols]
+        frame = frame[frame["symbol"].isin(keep)]
+    if limit:
+        frame = frame.iloc[:limit]
+    with Progress(console=err) as progress:
+        task = progress.add_task(f"replay {dataset}", total=len(frame))
+        sent = publish(cfg, frame, f"replay:{dataset}", speed, lambda n: progress.advance(task, n))
+    console.print(f"published {sent} ticks to {cfg.topic('ticks')}")
+
+
+def main() -> None:
+    """Entry point: typed errors become one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except TickcastError as exc:
+        err.print(f"tickcast: {exc}")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
