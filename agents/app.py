@@ -10,12 +10,16 @@ from tickcast.config import Settings
 
 
 def faust_app(settings: Settings, **overrides: Any) -> faust.App:
-    """A Faust app for this deployment (app id = consumer group, RocksDB tables)."""
+    """A Faust app for this deployment (app id = consumer group).
+
+    Stage state lives in changelog topics written per checkpoint (agents.state_store), so
+    the app declares no Faust tables and needs no RocksDB.
+    """
     datadir = settings.data_dir / "faust" / settings.consumer_group
     datadir.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
-        "store": "rocksdb://",
+        "store": "memory://",
         "datadir": str(datadir),
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,

@@ -20,6 +20,7 @@ from typing import Any
 
 from agents.records import RawRecord
 from indicators.bar import Bar
+from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
 from streams.codec import AvroCodec, get_codec
 from streams.validation import SymbolGuard, ValidationRules, validate
@@ -63,6 +64,17 @@ class BatchOutput:
         """Each symbol's last feature record of the batch (for the serving copy)."""
         return {record["symbol"]: record for record in self.features}
 
+
+#: Reasons of the indicator layer's own refusals, as dead-letter reason codes.
+_BAR_REASONS = {
+    "non_finite": "BAD_PRICE",
+    "non_positive_price": "BAD_PRICE",
+    "not_a_number": "BAD_PRICE",
+    "high_below_low": "BAD_RANGE",
+    "negative_volume": "NEGATIVE_VOLUME",
+    "duplicate": "DUPLICATE",
+    "out_of_order": "OUT_OF_ORDER",
+}
 
 StateLoader = Callable[[str, int], SymbolStream | None]
 
@@ -131,7 +143,12 @@ class FeatureEngine:
                 tick["bid_size"],
                 tick["ask_size"],
             )
-            values = state.features.update(bar)
+            try:
+                values = state.features.update(bar, same_ts_ok=True)
+            except InvalidBarError as exc:
+                reason = _BAR_REASONS.get(exc.reason, "OTHER")
+                out.dead_letters.append(self._dead(record, reason, str(exc), now_ms, tick))
+                continue
             state.last_ts = tick["ts"]
             state.last_values = values
             out.features.append(

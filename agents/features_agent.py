@@ -1,12 +1,12 @@
 """The feature agent: ``ticks`` → validation → indicators → ``features``, Redis, ``ticks.dlq``.
 
-Per micro-batch (``noack_take``): run :class:`FeatureEngine`, enqueue feature and
-dead-letter records on a fast producer, write each touched symbol's latest vector to Redis
-in one pipeline. Per checkpoint (every ``checkpoint_interval_s``, on idle, and at shutdown):
-flush the producer, write every dirty symbol state to the Faust table (RocksDB + changelog
-topic), flush the changelog, and only then ack the events, so Faust commits offsets that
-the durable state already covers. A crash replays from the last commit; per-symbol offsets
-in the state make the replay skip what the state already holds (see feature_engine).
+Per micro-batch (``noack_take``): run :class:`FeatureEngine`, write each touched symbol's
+latest vector to Redis in one pipeline, enqueue feature and dead-letter records on a fast
+producer. Per checkpoint (every ``checkpoint_interval_s``, also when idle): flush the
+producer, snapshot every dirty symbol state to the changelog topic (agents.state_store),
+flush again, and only then ack the events, so Faust commits offsets that durable state
+already covers. A crash replays from the last commit; per-symbol offsets in the state make
+the replay skip what the state already holds (see agents.feature_engine).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import faust
 import structlog
 from faust.types import EventT, StreamT
 
-from agents.event_context import in_event
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
+from agents.state_store import ChangelogStateStore
 from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
 from sinks.kafka_producer import BatchProducer
@@ -36,94 +36,53 @@ log = structlog.get_logger(__name__)
 class FeatureStage:
     """State, outputs and checkpoints of the feature agent (one per worker process)."""
 
-    def __init__(
-        self,
-        app: faust.App,
-        settings: Settings,
-        engine: FeatureEngine,
-        metrics: Metrics,
-    ) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, engine: FeatureEngine, metrics: Metrics) -> None:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics
         self.ticks_topic = settings.topic("ticks")
         self.features_topic = settings.topic("features")
         self.dlq_topic = settings.topic("ticks.dlq")
-        self.table = app.Table(
-            "feature-state",
-            default=None,
-            key_type=bytes,  # bytes types make Faust store raw keys and values
-            value_type=bytes,
-            partitions=settings.partitions,
-            changelog_topic=app.topic(
-                settings.topic("feature-state"),
-                key_serializer="raw",
-                value_serializer="raw",
-                partitions=settings.partitions,
-                compacting=True,
-                deleting=False,
-            ),
-        )
         self.feature_codec = get_codec("FeatureVector")
         self.dlq_codec = get_codec("DeadLetter")
-        self.cache: dict[str, SymbolStream] = {}
         self.dirty: dict[str, SymbolStream] = {}
-        self.partition_event: dict[int, EventT] = {}
         self.pending: list[EventT] = []
         self.lock = asyncio.Lock()
         self.last_checkpoint = time.monotonic()
         self.producer: BatchProducer | None = None
+        self.store: ChangelogStateStore | None = None
         self.redis: RedisTable | None = None
         self.stream: StreamT | None = None
 
     def open(self) -> None:
         """Open the output connections (called when the worker starts)."""
         self.producer = BatchProducer(self.settings)
+        self.store = ChangelogStateStore(
+            self.settings, self.settings.topic("feature-state"), self.producer
+        )
         self.redis = RedisTable.from_url(
             self.settings.redis_url, self.settings.redis_key_prefix, self.settings.feature_ttl_s
         )
 
     def forget(self) -> None:
-        """Drop in-memory state: partitions moved, the table is the truth again."""
-        self.cache.clear()
+        """Partitions moved: drop in-memory state; the changelog is the truth again."""
+        log.info("partitions revoked: state dropped", dirty=len(self.dirty))
+        if self.store is not None:
+            self.store.forget()
         self.dirty.clear()
         self.pending.clear()
-        self.partition_event.clear()
-
-    def _load(self, symbol: str, partition: int) -> SymbolStream | None:
-        cached = self.cache.get(symbol)
-        if cached is not None:
-            return cached
-        event = self.partition_event[partition]
-        with in_event(event):
-            payload = self.table.get(symbol.encode())
-        if payload is None:
-            return None
-        state = SymbolStream.loads(payload)
-        self.cache[symbol] = state
-        return state
 
     async def handle(self, events: list[EventT]) -> BatchOutput:
         """Process one micro-batch and enqueue its outputs."""
         assert self.producer is not None
         assert self.redis is not None
-        records = []
-        for event in events:
-            message = event.message
-            self.partition_event[message.partition] = event
-            records.append(
-                RawRecord(message.topic, message.partition, message.offset, event.key, event.value)
-            )
+        assert self.store is not None
+        records = [
+            RawRecord(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+            for e in events
+        ]
         now_ms = int(time.time() * 1000)
-        out = self.engine.process(records, self._load, now_ms)
-        produce, topic = self.producer.produce, self.features_topic
-        encode = self.feature_codec.encode
-        for record in out.features:
-            produce(topic, record["symbol"].encode(), encode(record))
-        for dead in out.dead_letters:
-            produce(self.dlq_topic, dead["key"], self.dlq_codec.encode(dead))
-        self.producer.poll()
+        out = self.engine.process(records, self.store.get, now_ms)
         version = self.engine.version
         blobs = {
             symbol: encode_blob(rec["ts"], now_ms, version, rec["values"])
@@ -131,7 +90,14 @@ class FeatureStage:
         }
         with self.metrics.redis_op("write_features"):
             await self.redis.write_features(blobs)
-        self.cache.update(out.touched)
+        produce, topic = self.producer.produce, self.features_topic
+        encode = self.feature_codec.encode
+        for record in out.features:
+            produce(topic, record["symbol"].encode(), encode(record))
+        for dead in out.dead_letters:
+            produce(self.dlq_topic, dead["key"], self.dlq_codec.encode(dead))
+        self.producer.poll()
+        self.store.keep(out.touched)
         self.dirty.update(out.touched)
         self.pending.extend(events)
         self._count(len(events), out)
@@ -145,13 +111,13 @@ class FeatureStage:
 
     async def checkpoint(self) -> None:
         """Make outputs and state durable, then ack the events they cover."""
-        if not self.pending or self.producer is None or self.stream is None:
+        if not self.pending or self.producer is None or self.store is None:
+            return
+        if self.stream is None:
             return
         await self.producer.flush_async()
-        for symbol, state in self.dirty.items():
-            with in_event(self.partition_event[state.partition]):
-                self.table[symbol.encode()] = state.dumps()
-        await self.app.producer.flush()
+        self.store.put_many(self.dirty)
+        await self.producer.flush_async()
         ack = self.stream.ack
         for event in self.pending:
             await ack(event)
@@ -169,11 +135,12 @@ class FeatureStage:
     async def close(self) -> None:
         """Deliver what was enqueued and close connections (worker shutdown).
 
-        No state is written here: Faust has stopped its tables by now, and the events
-        after the last checkpoint are simply replayed at the next start.
+        No state is written here: the events after the last checkpoint are simply
+        replayed (and skipped where the state has them) at the next start.
         """
-        if self.producer is not None:
-            await self.producer.flush_async()
+        async with self.lock:
+            if self.producer is not None:
+                await self.producer.flush_async()
         if self.redis is not None:
             await self.redis.close()
 
@@ -181,8 +148,8 @@ class FeatureStage:
 def register_feature_agent(
     app: faust.App, settings: Settings, engine: FeatureEngine, metrics: Metrics
 ) -> FeatureStage:
-    """Declare the topics, table, agent and timers of the feature stage on ``app``."""
-    stage = FeatureStage(app, settings, engine, metrics)
+    """Declare the topic, agent and timers of the feature stage on ``app``."""
+    stage = FeatureStage(settings, engine, metrics)
     ticks = app.topic(
         settings.topic("ticks"),
         key_type=bytes,

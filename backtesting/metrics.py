@@ -156,6 +156,21 @@ def calmar_ratio(returns: ArrayLike, periods_per_year: float = PERIODS_PER_YEAR)
     return _ratio(annualized_return(returns, periods_per_year), max_drawdown(returns))
 
 
+def rolling_sharpe(
+    returns: pd.Series, window: int, periods_per_year: float = PERIODS_PER_YEAR
+) -> pd.Series:
+    """:func:`sharpe_ratio` over each trailing ``window`` of periods (nan until it is full).
+
+    Non-finite returns count as missing; a window needs ``window`` finite values.
+    """
+    r = pd.Series(returns, dtype=float)
+    r = r.where(np.isfinite(r))
+    roll = r.rolling(window, min_periods=window)
+    sd = roll.std(ddof=1)
+    out = roll.mean() / sd.where(sd > 1e-15) * math.sqrt(periods_per_year)
+    return out.rename("rolling_sharpe")
+
+
 # --------------------------------------------------------------------------- tail risk
 
 

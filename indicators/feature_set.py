@@ -165,10 +165,15 @@ class SymbolState:
         """The indicators, in feature-set order (read them, do not update them)."""
         return self._indicators
 
-    def update(self, bar: Bar) -> list[float]:
-        """Apply ``bar`` and return the feature vector (``NaN`` = warm-up or undefined)."""
+    def update(self, bar: Bar, same_ts_ok: bool = False) -> list[float]:
+        """Apply ``bar`` and return the feature vector (``NaN`` = warm-up or undefined).
+
+        ``same_ts_ok`` accepts an event at the last applied time: several trades print in
+        the same millisecond, and a stream that validates duplicates itself (by sequence
+        and offset) passes True; bar series keep the strict default.
+        """
         last = self._last_ts
-        if last is not None and bar.ts_ms <= last:
+        if last is not None and (bar.ts_ms < last or (bar.ts_ms == last and not same_ts_ok)):
             reason = "duplicate" if bar.ts_ms == last else "out_of_order"
             raise InvalidBarError(reason, f"ts_ms {bar.ts_ms} <= last applied {last}")
         check_bar(bar)

@@ -45,12 +45,18 @@ class BatchProducer:
         key: bytes | None,
         value: bytes,
         headers: list[tuple[str, str | bytes | None]] | None = None,
+        partition: int = -1,
     ) -> None:
-        """Enqueue one record, waiting for room when the local queue is full."""
+        """Enqueue one record (``partition=-1``: by key), waiting for room when full."""
         while True:
             try:
                 self._producer.produce(
-                    topic, value, key, on_delivery=self._on_delivery, headers=headers
+                    topic,
+                    value,
+                    key,
+                    partition=partition,
+                    on_delivery=self._on_delivery,
+                    headers=headers,
                 )
                 return
             except BufferError:

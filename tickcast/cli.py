@@ -20,12 +20,16 @@ console = Console(stderr=False)
 err = Console(stderr=True)
 
 
-def settings() -> Settings:
-    """Settings for a command, with the log set-up every command shares."""
+def settings(service: bool = False) -> Settings:
+    """Settings for a command; services log JSON at the configured level, people see warnings."""
     from tickcast.logging import configure_logging
 
     loaded = load_settings()
-    configure_logging(loaded.log_level, json=loaded.log_json)
+    if service:
+        configure_logging(loaded.log_level, json=loaded.log_json)
+    else:
+        level = "WARNING" if loaded.log_level.upper() == "INFO" else loaded.log_level
+        configure_logging(level, json=False)
     return loaded
 
 
@@ -114,7 +118,51 @@ def worker(
     """Run a stream worker (validation, features) until interrupted."""
     from agents.worker import run_worker
 
-    run_worker(settings(), metrics_port=metrics_port)
+    run_worker(settings(service=True), metrics_port=metrics_port)
+
+
+@app.command()
+def demo(
+    symbols: Annotated[int | None, typer.Option(help="Only the first N symbols.")] = None,
+) -> None:
+    """The main job on the embedded defaults: real data through the whole pipeline."""
+    from tickcast.demo import run_demo
+
+    run_demo(settings(), console, symbols=symbols)
+
+
+@app.command()
+def features(
+    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. AAPL.")],
+    namespace: Annotated[
+        str | None, typer.Option(help="Read a namespace's keys, e.g. demo (default: none).")
+    ] = None,
+) -> None:
+    """Print a symbol's latest feature vector from Redis, by feature name."""
+    import redis
+
+    from indicators.feature_set import FeatureSet
+    from sinks.feature_blob import decode
+
+    cfg = settings()
+    prefix = f"{namespace}:" if namespace else cfg.redis_key_prefix
+    payload = redis.Redis.from_url(cfg.redis_url).get(f"{prefix}features:{symbol}")
+    if not isinstance(payload, bytes):
+        err.print(f"no features for {symbol!r} under '{prefix}' (is the worker running?)")
+        raise typer.Exit(1)
+    blob = decode(payload)
+    fs = FeatureSet.default()
+    if blob.feature_set_version != fs.version:
+        err.print(f"feature set {blob.feature_set_version} is not this build's {fs.version}")
+        raise typer.Exit(1)
+    table = Table(
+        title=f"{symbol} @ event time {blob.event_ts_ms} (set {blob.feature_set_version})"
+    )
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    for name, value in zip(fs.names, blob.values, strict=True):
+        table.add_row(name, "warming up" if value != value else f"{value:.6g}")
+    console.print(table)
 
 
 @app.command()

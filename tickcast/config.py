@@ -67,6 +67,43 @@ class Settings(BaseSettings):
         "", description="chdb://<path> (embedded, default <data_dir>/clickhouse) or http(s)://..."
     )
     clickhouse_database: str = Field("tickcast", description="ClickHouse database.")
+    clickhouse_read_port: int = Field(
+        18124, ge=0, le=65535,
+        description="Read-only ClickHouse-HTTP endpoint the chDB-owning sink serves (0: off).",
+    )  # fmt: skip
+    retention_prediction_years: int = Field(
+        3, ge=1, description="TTL of predictions, outcomes, drift, model metrics (years)."
+    )
+    retention_market_data_years: int = Field(
+        7, ge=1, description="TTL of ticks and features (years)."
+    )
+    retention_audit_years: int = Field(10, ge=1, description="TTL of model events (years).")
+    sink_topics: str = Field(
+        "features,predictions,outcomes,drift,model-events",
+        description="Logical topics the ClickHouse sink consumes (comma-separated; +ticks).",
+    )
+    sink_batch_rows: int = Field(50_000, ge=1, description="Rows per ClickHouse INSERT.")
+    sink_batch_interval_s: float = Field(
+        1.0, gt=0, description="Longest a row waits in the sink buffer before an INSERT."
+    )
+    sink_max_buffer_rows: int = Field(
+        200_000, ge=1, description="Buffered rows per table beyond which the sink pauses."
+    )
+    sink_retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries.")
+    sink_run_id: str = Field(
+        "", description="run_id of predictions/outcomes without a run_id Kafka header."
+    )
+    drift_window_ms: int = Field(
+        86_400_000, ge=1000, description="Event-time drift window (default one day)."
+    )
+    drift_psi_warn: float = Field(0.1, gt=0, description="PSI at or above which drift warns.")
+    drift_psi_alert: float = Field(0.25, gt=0, description="PSI at or above which drift alerts.")
+    drift_reference_model: str = Field(
+        "", description="Registered model whose drift reference is used ('' = stream window)."
+    )
+    drift_reference_size: int = Field(
+        2000, ge=10, description="Feature vectors in the stream reference window (fallback)."
+    )
 
     # MLflow
     mlflow_tracking_uri: str = Field(
@@ -106,6 +143,15 @@ class Settings(BaseSettings):
     )
     circuit_failures: int = Field(5, ge=1, description="Failures that open a circuit breaker.")
     circuit_reset_s: float = Field(5.0, gt=0, description="Open-circuit time before a probe.")
+    api_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes of the API.")
+    api_cache_ttl_s: float = Field(
+        0.25, ge=0, le=60, description="API in-process cache of Redis reads (0: off)."
+    )
+    api_models: str = Field(
+        "tickcast-direction-h1", description="Registered model names the API reports (comma)."
+    )
+    ab_enabled: bool = Field(False, description="Split API callers into champion/challenger.")
+    ab_split: float = Field(0.9, ge=0, le=1, description="Share of callers on the champion arm.")
 
     @field_validator("kafka_bootstrap")
     @classmethod

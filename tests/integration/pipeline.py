@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,62 +11,21 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.codec import get_codec
 from tickcast.config import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"TICKCAST_{name.upper()}"] = str(value)
-    env["TICKCAST_LOG_LEVEL"] = "WARNING"
-    return env
+from tickcast.stack.processes import ServiceProcess
 
 
-class WorkerProcess:
-    """A ``tickcast worker`` child process."""
+class WorkerProcess(ServiceProcess):
+    """A ``tickcast worker`` child process; ``alive()`` fails with its log when it died."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        handle = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tickcast.cli", "worker", "--metrics-port", "0"],
-            env=settings_env(self.settings),
-            cwd=REPO,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            settings, ["worker", "--metrics-port", "0"], log, TICKCAST_LOG_LEVEL="INFO"
         )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no final commit."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def alive(self) -> bool:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running():
             return True
-        tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-        raise AssertionError(f"the worker process died; log tail:\n{tail}")
+        raise AssertionError(f"the worker process died; log tail:\n{self.log_tail()}")
 
 
 def read_topic(

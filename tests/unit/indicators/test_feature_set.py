@@ -208,3 +208,17 @@ def test_unusable_quotes_count_as_absent(daily_bars) -> None:  # type: ignore[no
         vec = state.update(daily_bars[i]._replace(**bad))
         assert all(math.isnan(v) for v in vec), (bad, vec)
     assert not any(math.isnan(v) for v in state.update(daily_bars[10]))
+
+
+def test_same_millisecond_events_are_accepted_when_asked(daily_bars) -> None:  # type: ignore[no-untyped-def]
+    strict, lenient = FeatureSet.default().new_state(), FeatureSet.default().new_state()
+    for bar in daily_bars[:30]:
+        strict.update(bar)
+        lenient.update(bar, same_ts_ok=True)
+    twin = daily_bars[29]._replace(close=daily_bars[29].close * 1.001)
+    with pytest.raises(InvalidBarError):
+        strict.update(twin)
+    assert len(lenient.update(twin, same_ts_ok=True)) == len(FeatureSet.default().names)
+    with pytest.raises(InvalidBarError) as old:
+        lenient.update(daily_bars[10], same_ts_ok=True)
+    assert old.value.reason == "out_of_order"

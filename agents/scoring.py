@@ -1,0 +1,283 @@
+"""The pure heart of the scoring stage: a micro-batch of feature records in, predictions out.
+
+No I/O here: the runner (the Faust agent, a replay) hands in feature records shaped like
+``schemas/avro/feature_vector.avsc`` (``symbol, ts, feature_set_version, values,
+correlation_id``) and gets back prediction dicts with the field names of
+``schemas/avro/prediction.avsc``. The champion and every challenger score every record
+(shadow by default); each prediction names its model, version and role.
+
+Per batch the rows are packed into ONE float64 matrix and each model's ``predict_proba`` is
+called ONCE on it (XGBoost ``inplace_predict`` / LightGBM ``Booster.predict`` underneath, see
+:class:`training.champion.PackagedModel`): a booster call costs hundreds of µs of set-up, so
+row-by-row scoring would cap a worker at a few thousand events per second.
+
+Choices, stated once:
+
+* **Warm-up rows are scored.** ``NaN`` values (an indicator still warming up, a feature the
+  data cannot have, such as quotes on daily bars) go to the model as ``NaN``; XGBoost and
+  LightGBM route missing values down the default branch learned in training, where the
+  same warm-up rows were kept. ``±inf`` is turned into ``NaN`` as in training.
+* **Rows that cannot be scored are rejected, never crash the batch**: a different
+  feature-set version, a wrong number of values, non-numeric values. They come back in
+  :attr:`ScoreBatch.rejected` with a reason (the runner dead-letters or counts them). A
+  model whose ``predict_proba`` raises is listed in :attr:`ScoreBatch.failures`; the
+  other models' predictions still go out.
+* **scoring_latency_ms** is per batch: the wall-clock time from the start of the batch's
+  scoring to the moment that model's probabilities for the whole batch were ready (matrix
+  build and earlier models included). It is what each row of the batch actually waited
+  inside this stage, not the batch time divided by the rows.
+* **expected_return** = (2·P(up) − 1) · ``return_scale``, where ``return_scale`` is the mean
+  absolute forward log return of the model's training rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tickcast.errors import ModelError
+from training.champion import ScoringModel
+
+if TYPE_CHECKING:
+    from tickcast.config import Settings
+
+CHAMPION = "CHAMPION"
+CHALLENGER = "CHALLENGER"
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The champion (``None`` before one is registered) and the challengers that shadow it."""
+
+    champion: ScoringModel | None = None
+    challengers: Sequence[ScoringModel] = ()
+
+    def with_roles(self) -> list[tuple[ScoringModel, str]]:
+        """Every model with the role it scores under, champion first."""
+        out = [(self.champion, CHAMPION)] if self.champion is not None else []
+        return out + [(m, CHALLENGER) for m in self.challengers]
+
+    def describe(self) -> dict[str, Any]:
+        """``{"champion": "name:v", "challengers": [...]}`` for logs and health pages."""
+        return {
+            "champion": f"{self.champion.name}:{self.champion.version}" if self.champion else None,
+            "challengers": [f"{m.name}:{m.version}" for m in self.challengers],
+        }
+
+
+@dataclass
+class ScoreBatch:
+    """What one micro-batch produced."""
+
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def refusal(model: ScoringModel, expected_feature_set_version: str) -> str | None:
+    """Why ``model`` cannot score features of ``expected_feature_set_version`` (or ``None``)."""
+    if model.feature_set_version != expected_feature_set_version:
+        return (
+            f"{model.name} v{model.version}: trained on feature set "
+            f"{model.feature_set_version!r}, the stream computes {expected_feature_set_version!r}"
+        )
+    if not model.feature_names:
+        return f"{model.name} v{model.version}: no feature names"
+    return None
+
+
+class Scorer:
+    """Scores micro-batches with a :class:`ModelSet`; swaps sets atomically.
+
+    The constructor raises :class:`ModelError` when a model of the initial set was trained
+    on another feature set; :meth:`swap` instead returns the refusals and keeps the
+    previous set, so a bad registry state never takes scoring down.
+    """
+
+    def __init__(self, model_set: ModelSet, expected_feature_set_version: str) -> None:
+        self.expected_feature_set_version = expected_feature_set_version
+        self._set = ModelSet()
+        refusals = self.swap(model_set)
+        if refusals:
+            raise ModelError("; ".join(refusals))
+
+    @property
+    def model_set(self) -> ModelSet:
+        """The set currently scoring."""
+        return self._set
+
+    @property
+    def n_features(self) -> int | None:
+        """Width of the feature vectors the models expect (``None`` without models)."""
+        models = self._set.with_roles()
+        return len(models[0][0].feature_names) if models else None
+
+    def swap(self, new_set: ModelSet) -> list[str]:
+        """Use ``new_set`` from the next batch on, unless a model is refused.
+
+        All or nothing: any refusal (wrong feature-set version, or models disagreeing on the
+        feature count) keeps the previous set and returns the reasons; ``[]`` means swapped.
+        """
+        models = new_set.with_roles()
+        refusals = [
+            reason
+            for model, _ in models
+            if (reason := refusal(model, self.expected_feature_set_version)) is not None
+        ]
+        widths = {len(m.feature_names) for m, _ in models}
+        if len(widths) > 1:
+            refusals.append(f"models disagree on the number of features: {sorted(widths)}")
+        if not refusals:
+            self._set = new_set
+        return refusals
+
+    def score(self, rows: Sequence[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+        """Predictions of every model for every scorable row (see :meth:`score_batch`)."""
+        return self.score_batch(rows, now_ms).predictions
+
+    def score_batch(self, rows: Sequence[dict[str, Any]], now_ms: int) -> ScoreBatch:
+        """Score a micro-batch: one matrix, one ``predict_proba`` call per model.
+
+        Predictions are grouped by model (champion first), rows in input order within each.
+        ``now_ms`` becomes ``produced_at``.
+        """
+        began = time.perf_counter()
+        out = ScoreBatch()
+        models = self._set.with_roles()
+        if not rows:
+            return out
+        if not models:
+            out.rejected = [(row, "no_model") for row in rows]
+            return out
+        good, matrix = self._matrix(rows, out.rejected)
+        if not good:
+            return out
+        for model, role in models:
+            try:
+                prob = np.asarray(model.predict_proba(matrix), dtype=np.float64)
+                if prob.shape != (len(good),):
+                    raise ModelError(f"returned shape {prob.shape} for {len(good)} rows")
+            except Exception as exc:  # one broken model must not silence the others
+                out.failures.append((f"{model.name}:{model.version}", repr(exc)[:500]))
+                continue
+            latency_ms = (time.perf_counter() - began) * 1000.0
+            out.predictions.extend(_predictions(model, role, good, prob, latency_ms, now_ms))
+        return out
+
+    def _matrix(
+        self, rows: Sequence[dict[str, Any]], rejected: list[tuple[dict[str, Any], str]]
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """The scorable rows and their float64 matrix; the others go to ``rejected``."""
+        width = self.n_features or 0
+        version = self.expected_feature_set_version
+        good: list[dict[str, Any]] = []
+        values: list[Any] = []
+        for row in rows:
+            vec = row.get("values")
+            if row.get("feature_set_version") != version:
+                rejected.append((row, "feature_set_mismatch"))
+            elif vec is None or len(vec) != width:
+                rejected.append((row, "wrong_width"))
+            else:
+                good.append(row)
+                values.append(vec)
+        if not good:
+            return good, np.empty((0, width))
+        try:
+            matrix = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            return self._matrix_slow(good, values, rejected, width)
+        matrix[np.isinf(matrix)] = np.nan
+        return good, matrix
+
+    @staticmethod
+    def _matrix_slow(
+        good: list[dict[str, Any]],
+        values: list[Any],
+        rejected: list[tuple[dict[str, Any], str]],
+        width: int,
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Row by row, only when a batch holds a non-numeric value (None counts as NaN)."""
+        kept, vectors = [], []
+        for row, vec in zip(good, values, strict=True):
+            try:
+                vectors.append([np.nan if v is None else float(v) for v in vec])
+                kept.append(row)
+            except (TypeError, ValueError):
+                rejected.append((row, "non_numeric"))
+        matrix = np.array(vectors, dtype=np.float64).reshape(len(kept), width)
+        matrix[np.isinf(matrix)] = np.nan
+        return kept, matrix
+
+
+def _predictions(
+    model: ScoringModel,
+    role: str,
+    rows: list[dict[str, Any]],
+    prob: np.ndarray,
+    latency_ms: float,
+    now_ms: int,
+) -> Iterable[dict[str, Any]]:
+    scale = model.return_scale
+    expected = ((2.0 * prob - 1.0) * scale).tolist()
+    name, version, horizon = model.name, str(model.version), model.horizon
+    fsv = model.feature_set_version
+    return (
+        {
+            "symbol": row["symbol"],
+            "ts": row["ts"],
+            "horizon": horizon,
+            "prob_up": p,
+            "expected_return": e,
+            "model_name": name,
+            "model_version": version,
+            "role": role,
+            "feature_set_version": fsv,
+            "scoring_latency_ms": latency_ms,
+            "correlation_id": row.get("correlation_id"),
+            "produced_at": now_ms,
+        }
+        for row, p, e in zip(rows, prob.tolist(), expected, strict=True)
+    )
+
+
+def latest_champion(predictions: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each symbol's champion prediction with the latest ``ts`` (later wins a tie)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for pred in predictions:
+        if pred.get("role") != CHAMPION:
+            continue
+        current = latest.get(pred["symbol"])
+        if current is None or pred["ts"] >= current["ts"]:
+            latest[pred["symbol"]] = pred
+    return latest
+
+
+def watch_aliases(settings: Settings, name: str) -> tuple[int | None, tuple[int, ...]]:
+    """(champion version, challenger versions newest first): one cheap registry query.
+
+    Poll it; when the answer changes, :func:`load_model_set` and :meth:`Scorer.swap`.
+    """
+    from training.registry import watch_aliases as _watch
+
+    return _watch(settings, name)
+
+
+def load_model_set(
+    settings: Settings,
+    name: str,
+    versions: tuple[int | None, tuple[int, ...]] | None = None,
+) -> ModelSet:
+    """Load the champion and challengers of ``name`` (``versions`` from :func:`watch_aliases`)."""
+    from training.registry import load_scoring_model
+    from training.registry import watch_aliases as _watch
+
+    champ, chall = versions if versions is not None else _watch(settings, name)
+    return ModelSet(
+        champion=load_scoring_model(settings, name, champ, "champion") if champ else None,
+        challengers=[load_scoring_model(settings, name, v, "challenger") for v in chall],
+    )

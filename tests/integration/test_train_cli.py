@@ -1,0 +1,83 @@
+"""``tickcast train`` on 30 symbols of the real S&P 500 daily bars, into a fresh MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agents.scoring import ModelSet, Scorer, load_model_set, watch_aliases
+from indicators import FeatureSet
+from streams.datasets import obtain
+from tickcast.config import Settings
+from training import registry
+from training.cli import app
+
+pytestmark = pytest.mark.integration
+NAME = "tickcast-direction-h1"
+
+
+def test_train_registers_a_champion_and_writes_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = obtain("sp500-daily").parent.parent  # the shared data-set cache, before the patch
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TICKCAST_MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TICKCAST_MLFLOW_ARTIFACT_ROOT", raising=False)
+    args = ["--symbols", "30", "--splits", "3", "--n-estimators", "60", "--cache-dir", str(cache)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "held out for streaming" in " ".join(result.output.split()), result.output
+
+    settings = Settings(data_dir=tmp_path)
+    champ = registry.champion(settings, NAME)
+    assert champ is not None
+    assert champ.version == 1
+    assert [c.version for c in registry.challengers(settings, NAME)] == [2]
+    kinds = {champ.tags["model_kind"], registry.challengers(settings, NAME)[0].tags["model_kind"]}
+    assert kinds == {"xgboost", "lightgbm"}
+
+    reports = list((tmp_path / "reports").glob("*/walk_forward_h1.json"))
+    assert len(reports) == 1
+    assert reports[0].with_suffix(".html").stat().st_size > 10_000
+    report = json.loads(reports[0].read_text())
+    assert {"xgboost", "lightgbm", "zero_return"} <= set(report["aggregate"])
+    assert report["feature_set_version"] == FeatureSet.default().version
+
+    # the champion's walk-forward AUC is at least the challenger's (it was picked on it)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.mlflow_uri)
+    auc = {
+        m.version: client.get_run(m.run_id).data.metrics["auc"]
+        for m in [champ, *registry.challengers(settings, NAME)]
+    }
+    assert auc[1] >= auc[2]
+
+    # what the stream will load scores the stream's feature vectors
+    fs = FeatureSet.default()
+    model_set = load_model_set(settings, NAME)
+    assert model_set.champion is not None
+    assert model_set.champion.reference is not None
+    assert model_set.champion.reference["rsi_14"].count > 1000
+    assert model_set.champion.reference["spread"].empty  # no quotes in daily bars
+    assert model_set.champion.return_scale > 0
+    scorer = Scorer(model_set, fs.version)
+    rng = np.random.default_rng(0)
+    rows = [
+        {"symbol": "AAA", "ts": i, "feature_set_version": fs.version,
+         "values": rng.normal(size=len(fs.names)).tolist(), "correlation_id": None}
+        for i in range(10)
+    ]  # fmt: skip
+    preds = scorer.score(rows, now_ms=0)
+    assert len(preds) == 20
+    assert all(0.0 <= p["prob_up"] <= 1.0 for p in preds)
+
+    # a second run finds the champion and adds a challenger only
+    again = CliRunner().invoke(app, [*args, "--model", "xgboost", "--no-baselines"])
+    assert again.exit_code == 0, again.output
+    assert watch_aliases(settings, NAME) == (1, (3, 2))
+    assert isinstance(model_set, ModelSet)

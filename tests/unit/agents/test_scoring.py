@@ -1,0 +1,159 @@
+"""The pure scorer: batch predictions equal the models' own, one call per model per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.scoring import CHALLENGER, CHAMPION, ModelSet, Scorer, latest_champion
+from tickcast.errors import ModelError
+from training.champion import PackagedModel, ScoringModel, return_scale_of
+from training.models import make_model
+
+NAMES = tuple(f"f{i}" for i in range(5))
+FSV = "fs-v1"
+PREDICTION_FIELDS = {
+    "symbol", "ts", "horizon", "prob_up", "expected_return", "model_name", "model_version",
+    "role", "feature_set_version", "scoring_latency_ms", "correlation_id", "produced_at",
+}  # fmt: skip
+
+
+class CountingPredictor:
+    """Wraps a predictor and records every call's row count."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        self.calls.append(X.shape[0])
+        return self.inner.predict_proba(X)
+
+
+def _train(kind: str, seed: int = 0) -> PackagedModel:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((500, len(NAMES)))
+    X[:40, 1:] = np.nan  # warm-up rows in training, as in tickcast train
+    y = (X[:, 0] + 0.3 * rng.standard_normal(500) > 0).astype(int)
+    model = make_model(kind, seed, {"n_estimators": 20})
+    model.fit(pd.DataFrame(X, columns=list(NAMES)), y)
+    return PackagedModel(kind, model, NAMES, FSV, 1, 0.02)
+
+
+XGB = _train("xgboost")
+LGBM = _train("lightgbm")
+
+
+def _scoring(packaged: PackagedModel, version: int, fsv: str = FSV) -> ScoringModel:
+    spy = CountingPredictor(packaged)
+    model = ScoringModel.from_packaged(packaged, name="m", version=version, role="x", predictor=spy)
+    if fsv != FSV:
+        model = ScoringModel(**{**model.__dict__, "feature_set_version": fsv})
+    return model
+
+
+def _rows(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, len(NAMES)))
+    X[::7, 2] = np.nan  # warm-up values are scored, not dropped
+    X[3, 4] = np.inf
+    return [
+        {
+            "symbol": f"S{i % 4}",
+            "ts": 1_000 + i,
+            "feature_set_version": FSV,
+            "values": X[i].tolist(),
+            "correlation_id": f"cid-{i}",
+        }
+        for i in range(n)
+    ]
+
+
+def test_scores_equal_direct_predict_proba_with_one_call_per_model() -> None:
+    champ, chall = _scoring(XGB, 1), _scoring(LGBM, 2)
+    scorer = Scorer(ModelSet(champ, [chall]), FSV)
+    rows = _rows(250)
+    preds = scorer.score(rows, now_ms=42)
+
+    assert champ.predictor.calls == [250]  # type: ignore[attr-defined]
+    assert chall.predictor.calls == [250]  # type: ignore[attr-defined]
+    assert len(preds) == 500
+    assert all(set(p) == PREDICTION_FIELDS for p in preds)
+    frame = pd.DataFrame([r["values"] for r in rows], columns=list(NAMES))
+    frame = frame.replace([np.inf, -np.inf], np.nan)
+    for role, packaged, version in ((CHAMPION, XGB, "1"), (CHALLENGER, LGBM, "2")):
+        mine = [p for p in preds if p["role"] == role]
+        assert [p["model_version"] for p in mine] == [version] * 250
+        direct = packaged.model.predict_proba(frame)  # the training-time sklearn path
+        np.testing.assert_allclose([p["prob_up"] for p in mine], direct, rtol=1e-6, atol=1e-7)
+        expected = (2 * np.asarray([p["prob_up"] for p in mine]) - 1) * 0.02
+        np.testing.assert_allclose([p["expected_return"] for p in mine], expected)
+        assert [p["correlation_id"] for p in mine] == [r["correlation_id"] for r in rows]
+        assert [(p["symbol"], p["ts"]) for p in mine] == [(r["symbol"], r["ts"]) for r in rows]
+    assert all(p["produced_at"] == 42 and p["scoring_latency_ms"] >= 0 for p in preds)
+    assert all(p["horizon"] == 1 and p["feature_set_version"] == FSV for p in preds)
+
+    scorer.score(_rows(30, seed=2), now_ms=43)  # a second batch: a second call each
+    assert champ.predictor.calls == [250, 30]  # type: ignore[attr-defined]
+
+
+def test_mismatched_feature_set_is_refused_and_old_set_kept() -> None:
+    good = ModelSet(_scoring(XGB, 1), [])
+    scorer = Scorer(good, FSV)
+    bad = ModelSet(_scoring(LGBM, 2), [_scoring(XGB, 3, fsv="other")])
+    refusals = scorer.swap(bad)
+    assert len(refusals) == 1
+    assert "other" in refusals[0]
+    assert scorer.model_set is good
+    assert {p["model_version"] for p in scorer.score(_rows(5), 0)} == {"1"}
+    with pytest.raises(ModelError):
+        Scorer(ModelSet(_scoring(XGB, 1, fsv="other"), []), FSV)
+    assert scorer.swap(ModelSet(_scoring(LGBM, 2), [])) == []
+    assert {p["model_version"] for p in scorer.score(_rows(5), 0)} == {"2"}
+
+
+def test_bad_rows_are_rejected_without_crashing_the_batch() -> None:
+    scorer = Scorer(ModelSet(_scoring(XGB, 1), []), FSV)
+    rows = _rows(4)
+    rows[0] = {**rows[0], "feature_set_version": "old"}
+    rows[1] = {**rows[1], "values": [1.0, 2.0]}
+    rows[2] = {**rows[2], "values": ["x"] * len(NAMES)}
+    batch = scorer.score_batch(rows, 0)
+    assert [reason for _, reason in batch.rejected] == [
+        "feature_set_mismatch",
+        "wrong_width",
+        "non_numeric",
+    ]
+    assert [p["ts"] for p in batch.predictions] == [rows[3]["ts"]]
+    assert Scorer(ModelSet(), FSV).score_batch(rows, 0).rejected[0][1] == "no_model"
+    assert scorer.score([], 0) == []
+
+
+def test_a_failing_challenger_does_not_silence_the_champion() -> None:
+    class Broken:
+        def predict_proba(self, X: np.ndarray) -> np.ndarray:
+            raise RuntimeError("boom")
+
+    broken = ScoringModel.from_packaged(LGBM, name="m", version=9, role="x", predictor=Broken())
+    scorer = Scorer(ModelSet(_scoring(XGB, 1), [broken]), FSV)
+    batch = scorer.score_batch(_rows(6), 0)
+    assert len(batch.predictions) == 6
+    assert batch.failures[0][0] == "m:9"
+
+
+def test_latest_champion_per_symbol() -> None:
+    scorer = Scorer(ModelSet(_scoring(XGB, 1), [_scoring(LGBM, 2)]), FSV)
+    preds = scorer.score(_rows(12), 0)
+    latest = latest_champion(preds)
+    assert set(latest) == {"S0", "S1", "S2", "S3"}
+    assert latest["S0"]["ts"] == 1_008
+    assert latest["S3"]["ts"] == 1_011
+    assert all(p["role"] == CHAMPION for p in latest.values())
+
+
+def test_return_scale_is_mean_absolute_log_return() -> None:
+    returns = np.array([0.02, -0.01, 0.0, np.nan])
+    assert return_scale_of(returns) == pytest.approx(np.mean(np.abs(np.log1p(returns[:3]))))
