@@ -37,6 +37,8 @@ class SymbolStream:
     last_offset: int = -1
     last_ts: int = -1
     last_values: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """State of later stages of the same symbol (e.g. the outcome joiner), saved with it."""
 
     def dumps(self) -> bytes:
         """Serialise for the state store."""
@@ -56,6 +58,8 @@ class BatchOutput:
     """What one micro-batch produced."""
 
     features: list[dict[str, Any]] = field(default_factory=list)
+    closes: list[float] = field(default_factory=list)
+    """The close of the tick behind each feature record (same order as ``features``)."""
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, SymbolStream] = field(default_factory=dict)
     skipped_replayed: int = 0
@@ -151,6 +155,7 @@ class FeatureEngine:
                 continue
             state.last_ts = tick["ts"]
             state.last_values = values
+            out.closes.append(tick["close"])
             out.features.append(
                 {
                     "symbol": symbol,

@@ -22,6 +22,7 @@ from faust.types import EventT, StreamT
 
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
+from agents.stages import BatchStage
 from agents.state_store import ChangelogStateStore
 from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
@@ -36,8 +37,19 @@ log = structlog.get_logger(__name__)
 class FeatureStage:
     """State, outputs and checkpoints of the feature agent (one per worker process)."""
 
-    def __init__(self, settings: Settings, engine: FeatureEngine, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: FeatureEngine,
+        metrics: Metrics,
+        stages: list[BatchStage] | None = None,
+    ) -> None:
         self.settings = settings
+        self.stages = stages or []
+        self.predictions_topic = settings.topic("predictions")
+        self.outcomes_topic = settings.topic("outcomes")
+        self.prediction_codec = get_codec("Prediction")
+        self.outcome_codec = get_codec("Outcome")
         self.engine = engine
         self.metrics = metrics
         self.ticks_topic = settings.topic("ticks")
@@ -63,6 +75,8 @@ class FeatureStage:
         self.redis = RedisTable.from_url(
             self.settings.redis_url, self.settings.redis_key_prefix, self.settings.feature_ttl_s
         )
+        for stage in self.stages:
+            stage.open()
 
     def forget(self) -> None:
         """Partitions moved: drop in-memory state; the changelog is the truth again."""
@@ -96,12 +110,37 @@ class FeatureStage:
             produce(topic, record["symbol"].encode(), encode(record))
         for dead in out.dead_letters:
             produce(self.dlq_topic, dead["key"], self.dlq_codec.encode(dead))
+        for stage in self.stages:
+            await self._run_stage(stage, out, now_ms)
         self.producer.poll()
         self.store.keep(out.touched)
         self.dirty.update(out.touched)
         self.pending.extend(events)
         self._count(len(events), out)
         return out
+
+    async def _run_stage(self, stage: BatchStage, out: BatchOutput, now_ms: int) -> None:
+        assert self.producer is not None
+        assert self.redis is not None
+        result = stage.process(out, now_ms)
+        if result.latest or result.latest_challenger:
+            with self.metrics.redis_op("write_predictions"):
+                await self.redis.write_predictions(result.latest)
+                await self.redis.write_predictions(result.latest_challenger, suffix=":challenger")
+        produce = self.producer.produce
+        encode = self.prediction_codec.encode
+        for record in result.predictions:
+            produce(self.predictions_topic, record["symbol"].encode(), encode(record))
+        encode = self.outcome_codec.encode
+        for record in result.outcomes:
+            produce(self.outcomes_topic, record["symbol"].encode(), encode(record))
+        self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
+        self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
+
+    async def refresh(self) -> None:
+        """Let later stages reload (e.g. models) between batches, never inside one."""
+        for stage in self.stages:
+            await stage.refresh()
 
     def _count(self, n_in: int, out: BatchOutput) -> None:
         self.metrics.record_events(self.ticks_topic, "in", n_in)
@@ -146,10 +185,14 @@ class FeatureStage:
 
 
 def register_feature_agent(
-    app: faust.App, settings: Settings, engine: FeatureEngine, metrics: Metrics
+    app: faust.App,
+    settings: Settings,
+    engine: FeatureEngine,
+    metrics: Metrics,
+    stages: list[BatchStage] | None = None,
 ) -> FeatureStage:
     """Declare the topic, agent and timers of the feature stage on ``app``."""
-    stage = FeatureStage(settings, engine, metrics)
+    stage = FeatureStage(settings, engine, metrics, stages)
     ticks = app.topic(
         settings.topic("ticks"),
         key_type=bytes,
@@ -169,6 +212,7 @@ def register_feature_agent(
                 with stage.metrics.stage_timer("features"):
                     await stage.handle(list(events))
                 await stage.maybe_checkpoint()
+                await stage.refresh()
             yield len(events)
 
     @app.timer(interval=max(settings.checkpoint_interval_s, 0.05))

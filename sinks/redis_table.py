@@ -48,13 +48,18 @@ class RedisTable:
             pipe.set(self.feature_key(symbol), blob, ex=self.ttl_s)
         await pipe.execute()
 
-    async def write_predictions(self, predictions: Mapping[str, Mapping[str, object]]) -> None:
-        """Write each symbol's latest champion prediction (JSON) in one round trip."""
+    async def write_predictions(
+        self, predictions: Mapping[str, Mapping[str, object]], suffix: str = ""
+    ) -> None:
+        """Write each symbol's latest prediction (JSON) in one round trip.
+
+        ``suffix`` ``""`` is the champion's key, ``":challenger"`` the A/B challenger's.
+        """
         if not predictions:
             return
         pipe = self.client.pipeline(transaction=False)
         for symbol, record in predictions.items():
-            pipe.set(self.prediction_key(symbol), orjson.dumps(record), ex=self.ttl_s)
+            pipe.set(self.prediction_key(symbol) + suffix, orjson.dumps(record), ex=self.ttl_s)
         await pipe.execute()
 
     async def read_features(self, symbols: Sequence[str]) -> dict[str, FeatureBlob | None]:

@@ -16,6 +16,8 @@ from tickcast.stack.health import Health
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics from infra/kafka/topics.yaml.")
 app.add_typer(topics_app, name="topics")
+data_app = typer.Typer(no_args_is_help=True, help="Market data sets: obtain, cache, describe.")
+app.add_typer(data_app, name="data")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
@@ -197,10 +199,68 @@ def replay(
     console.print(f"published {sent} ticks to {cfg.topic('ticks')}")
 
 
+@data_app.command("list")
+def data_list() -> None:
+    """The built-in real data sets."""
+    from streams import datasets
+
+    for name in datasets.DATASETS:
+        console.print(name)
+
+
+@data_app.command("obtain")
+def data_obtain(name: Annotated[str, typer.Argument(help="sp500-daily or es-trades")]) -> None:
+    """Download (once) and cache a data set; prints where it is."""
+    from streams import datasets
+
+    settings()
+    console.print(str(datasets.obtain(name)))
+
+
+@data_app.command("describe")
+def data_describe(name: Annotated[str, typer.Argument(help="sp500-daily or es-trades")]) -> None:
+    """Rows, symbols, time range, units and licence of a data set."""
+    from streams import datasets
+
+    settings()
+    for key, value in datasets.describe(name).items():
+        console.print(f"[bold]{key}[/]: {value}")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Every setting: its environment variable, current value and meaning (secrets hidden)."""
+    cfg = settings()
+    table = Table(title="tickcast settings (TICKCAST_* environment variables, .env)")
+    for column in ("variable", "value", "meaning"):
+        table.add_column(column)
+    for name, field in type(cfg).model_fields.items():
+        value = getattr(cfg, name)
+        shown = "***" if "secret" in name else str(value)
+        table.add_row(f"TICKCAST_{name.upper()}", shown, field.description or "")
+    console.print(table)
+
+
+def _mount_subcommands() -> None:
+    """The product's other jobs, each a typer app in its own package."""
+    from online_learning.cli import app as learner_app
+    from sinks.cli import app as sink_app
+    from training.cli import app as train_app
+
+    app.add_typer(train_app, name="train")
+    app.add_typer(learner_app, name="learner", help="River challengers and promotion.")
+    app.add_typer(sink_app, name="sink")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     """Entry point: typed errors become one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except TickcastError as exc:
         err.print(f"tickcast: {exc}")
         sys.exit(2)

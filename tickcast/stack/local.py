@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -69,7 +70,8 @@ def _tool(name: str, command: list[str], hint: str) -> Health:
     if shutil.which(command[0]) is None:
         return Health(name, False, f"{command[0]} not found on PATH", hint)
     done = subprocess.run(command, capture_output=True, text=True)
-    line = (done.stdout or done.stderr).strip().splitlines()[:1] or ["?"]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout or done.stderr)
+    line = text.strip().splitlines()[:1] or ["?"]
     return Health(name, done.returncode == 0, line[0], "" if done.returncode == 0 else hint)
 
 
