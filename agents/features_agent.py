@@ -1,187 +1,23 @@
-"""The feature agent: ``ticks`` → validation → indicators → ``features``, Redis, ``ticks.dlq``.
+"""The feature stage as a Faust agent on ``ticks`` (see agents.feature_stage).
 
-Per micro-batch (``noack_take``): run :class:`FeatureEngine`, write each touched symbol's
-latest vector to Redis in one pipeline, enqueue feature and dead-letter records on a fast
-producer. Per checkpoint (every ``checkpoint_interval_s``, also when idle): flush the
-producer, snapshot every dirty symbol state to the changelog topic (agents.state_store),
-flush again, and only then ack the events, so Faust commits offsets that durable state
-already covers. A crash replays from the last commit; per-symbol offsets in the state make
-the replay skip what the state already holds (see agents.feature_engine).
+Events arrive in micro-batches through ``stream.noack_take``; they are acked only at a
+checkpoint, after the state covering them is durable, so Faust commits safe offsets.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
-import structlog
 from faust.types import EventT, StreamT
 
-from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
+from agents.feature_engine import FeatureEngine
+from agents.feature_stage import FeatureStage
 from agents.records import RawRecord
 from agents.stages import BatchStage
-from agents.state_store import ChangelogStateStore
 from monitoring.metrics import Metrics
-from sinks.feature_blob import encode as encode_blob
-from sinks.kafka_producer import BatchProducer
-from sinks.redis_table import RedisTable
-from streams.codec import get_codec
 from tickcast.config import Settings
-
-log = structlog.get_logger(__name__)
-
-
-class FeatureStage:
-    """State, outputs and checkpoints of the feature agent (one per worker process)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        engine: FeatureEngine,
-        metrics: Metrics,
-        stages: list[BatchStage] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.stages = stages or []
-        self.predictions_topic = settings.topic("predictions")
-        self.outcomes_topic = settings.topic("outcomes")
-        self.prediction_codec = get_codec("Prediction")
-        self.outcome_codec = get_codec("Outcome")
-        self.engine = engine
-        self.metrics = metrics
-        self.ticks_topic = settings.topic("ticks")
-        self.features_topic = settings.topic("features")
-        self.dlq_topic = settings.topic("ticks.dlq")
-        self.feature_codec = get_codec("FeatureVector")
-        self.dlq_codec = get_codec("DeadLetter")
-        self.dirty: dict[str, SymbolStream] = {}
-        self.pending: list[EventT] = []
-        self.lock = asyncio.Lock()
-        self.last_checkpoint = time.monotonic()
-        self.producer: BatchProducer | None = None
-        self.store: ChangelogStateStore | None = None
-        self.redis: RedisTable | None = None
-        self.stream: StreamT | None = None
-
-    def open(self) -> None:
-        """Open the output connections (called when the worker starts)."""
-        self.producer = BatchProducer(self.settings)
-        self.store = ChangelogStateStore(
-            self.settings, self.settings.topic("feature-state"), self.producer
-        )
-        self.redis = RedisTable.from_url(
-            self.settings.redis_url, self.settings.redis_key_prefix, self.settings.feature_ttl_s
-        )
-        for stage in self.stages:
-            stage.open()
-
-    def forget(self) -> None:
-        """Partitions moved: drop in-memory state; the changelog is the truth again."""
-        log.info("partitions revoked: state dropped", dirty=len(self.dirty))
-        if self.store is not None:
-            self.store.forget()
-        self.dirty.clear()
-        self.pending.clear()
-
-    async def handle(self, events: list[EventT]) -> BatchOutput:
-        """Process one micro-batch and enqueue its outputs."""
-        assert self.producer is not None
-        assert self.redis is not None
-        assert self.store is not None
-        records = [
-            RawRecord(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
-            for e in events
-        ]
-        now_ms = int(time.time() * 1000)
-        out = self.engine.process(records, self.store.get, now_ms)
-        version = self.engine.version
-        blobs = {
-            symbol: encode_blob(rec["ts"], now_ms, version, rec["values"])
-            for symbol, rec in out.latest().items()
-        }
-        with self.metrics.redis_op("write_features"):
-            await self.redis.write_features(blobs)
-        produce, topic = self.producer.produce, self.features_topic
-        encode = self.feature_codec.encode
-        for record in out.features:
-            produce(topic, record["symbol"].encode(), encode(record))
-        for dead in out.dead_letters:
-            produce(self.dlq_topic, dead["key"], self.dlq_codec.encode(dead))
-        for stage in self.stages:
-            await self._run_stage(stage, out, now_ms)
-        self.producer.poll()
-        self.store.keep(out.touched)
-        self.dirty.update(out.touched)
-        self.pending.extend(events)
-        self._count(len(events), out)
-        return out
-
-    async def _run_stage(self, stage: BatchStage, out: BatchOutput, now_ms: int) -> None:
-        assert self.producer is not None
-        assert self.redis is not None
-        result = stage.process(out, now_ms)
-        if result.latest or result.latest_challenger:
-            with self.metrics.redis_op("write_predictions"):
-                await self.redis.write_predictions(result.latest)
-                await self.redis.write_predictions(result.latest_challenger, suffix=":challenger")
-        produce = self.producer.produce
-        encode = self.prediction_codec.encode
-        for record in result.predictions:
-            produce(self.predictions_topic, record["symbol"].encode(), encode(record))
-        encode = self.outcome_codec.encode
-        for record in result.outcomes:
-            produce(self.outcomes_topic, record["symbol"].encode(), encode(record))
-        self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
-        self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
-
-    async def refresh(self) -> None:
-        """Let later stages reload (e.g. models) between batches, never inside one."""
-        for stage in self.stages:
-            await stage.refresh()
-
-    def _count(self, n_in: int, out: BatchOutput) -> None:
-        self.metrics.record_events(self.ticks_topic, "in", n_in)
-        self.metrics.record_events(self.features_topic, "out", len(out.features))
-        for dead in out.dead_letters:
-            self.metrics.record_dead_letter(self.ticks_topic, dead["reason"])
-
-    async def checkpoint(self) -> None:
-        """Make outputs and state durable, then ack the events they cover."""
-        if not self.pending or self.producer is None or self.store is None:
-            return
-        if self.stream is None:
-            return
-        await self.producer.flush_async()
-        self.store.put_many(self.dirty)
-        await self.producer.flush_async()
-        ack = self.stream.ack
-        for event in self.pending:
-            await ack(event)
-        log.debug("checkpoint", states=len(self.dirty), events=len(self.pending))
-        self.dirty.clear()
-        self.pending.clear()
-        self.last_checkpoint = time.monotonic()
-
-    async def maybe_checkpoint(self) -> None:
-        """Checkpoint when the interval has passed."""
-        elapsed = time.monotonic() - self.last_checkpoint
-        if elapsed >= self.settings.checkpoint_interval_s:
-            await self.checkpoint()
-
-    async def close(self) -> None:
-        """Deliver what was enqueued and close connections (worker shutdown).
-
-        No state is written here: the events after the last checkpoint are simply
-        replayed (and skipped where the state has them) at the next start.
-        """
-        async with self.lock:
-            if self.producer is not None:
-                await self.producer.flush_async()
-        if self.redis is not None:
-            await self.redis.close()
 
 
 def register_feature_agent(
@@ -193,6 +29,15 @@ def register_feature_agent(
 ) -> FeatureStage:
     """Declare the topic, agent and timers of the feature stage on ``app``."""
     stage = FeatureStage(settings, engine, metrics, stages)
+    pending: list[EventT] = []
+    streams: list[StreamT] = []
+
+    async def ack_pending() -> None:
+        ack = streams[0].ack
+        for event in pending:
+            await ack(event)
+        pending.clear()
+
     ticks = app.topic(
         settings.topic("ticks"),
         key_type=bytes,
@@ -204,26 +49,33 @@ def register_feature_agent(
 
     @app.agent(ticks, name=f"{settings.consumer_group}-features")
     async def features(stream: StreamT) -> AsyncIterator[Any]:
-        stage.stream = stream
+        streams[:] = [stream]
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.batch_max_events, within=settings.batch_within_s
         ):
+            records = [
+                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                for e in events
+            ]
             async with stage.lock:
                 with stage.metrics.stage_timer("features"):
-                    await stage.handle(list(events))
-                await stage.maybe_checkpoint()
+                    await stage.handle(records)
+                pending.extend(events)
+                await stage.maybe_checkpoint(ack_pending)
                 await stage.refresh()
             yield len(events)
 
     @app.timer(interval=max(settings.checkpoint_interval_s, 0.05))
     async def idle_checkpoint() -> None:
         async with stage.lock:
-            await stage.maybe_checkpoint()
+            if streams:
+                await stage.maybe_checkpoint(ack_pending)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*_: Any, **__: Any) -> None:
         async with stage.lock:
             stage.forget()
+            pending.clear()
 
     @app.task
     async def on_startup() -> None:

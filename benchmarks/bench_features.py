@@ -49,7 +49,7 @@ def synthetic_frame(n: int, symbols: int):  # type: ignore[no-untyped-def]
     return frame[["symbol", "ts_ms", "price", "volume"]]
 
 
-def saturation(base: Settings, n: int, symbols: int, log: Path) -> dict[str, float]:
+def saturation(base: Settings, n: int, symbols: int, log: Path, runner: str) -> dict[str, float]:
     settings = namespaced(base, "sat")
     apply_topics(settings)
     codec, producer = get_codec("Tick"), BatchProducer(settings)
@@ -57,13 +57,17 @@ def saturation(base: Settings, n: int, symbols: int, log: Path) -> dict[str, flo
     for record in tick_records(synthetic_frame(n, symbols), "bench"):
         producer.produce(topic, record["symbol"].encode(), codec.encode(record))
     producer.flush()
-    worker = ServiceProcess(settings, ["worker", "--metrics-port", "0"], log).start()
+    args = ["worker", "--metrics-port", "0", "--runner", runner]
+    worker = ServiceProcess(settings, args, log).start()
     try:
         samples: list[tuple[float, int]] = []
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            rows = [r for r in collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
-                    if r.topic == topic]
+            rows = [
+                r
+                for r in collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
+                if r.topic == topic
+            ]
             done = sum(max(r.committed, 0) for r in rows)
             samples.append((time.monotonic(), done))
             if rows and done >= n:
@@ -81,10 +85,13 @@ def saturation(base: Settings, n: int, symbols: int, log: Path) -> dict[str, flo
     }
 
 
-def latency(base: Settings, rate: float, seconds: float, symbols: int, log: Path) -> dict:
+def latency(
+    base: Settings, rate: float, seconds: float, symbols: int, log: Path, runner: str
+) -> dict[str, float]:
     settings = namespaced(base, "lat")
     apply_topics(settings)
-    worker = ServiceProcess(settings, ["worker", "--metrics-port", "0"], log).start()
+    args = ["worker", "--metrics-port", "0", "--runner", runner]
+    worker = ServiceProcess(settings, args, log).start()
     codec, producer = get_codec("Tick"), BatchProducer(settings)
     topic = settings.topic("ticks")
     n = int(rate * seconds)
@@ -94,8 +101,11 @@ def latency(base: Settings, rate: float, seconds: float, symbols: int, log: Path
         producer.produce(topic, record["symbol"].encode(), codec.encode(record))
     producer.flush()
     while True:
-        rows = [r for r in collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
-                if r.topic == topic]
+        rows = [
+            r
+            for r in collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
+            if r.topic == topic
+        ]
         if rows and sum(max(r.committed, 0) for r in rows) >= symbols:
             break
         time.sleep(0.2)
@@ -109,8 +119,13 @@ def latency(base: Settings, rate: float, seconds: float, symbols: int, log: Path
         producer.produce(topic, record["symbol"].encode(), codec.encode(record))
         producer.poll()
     producer.flush()
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "lat-reader",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": "lat-reader",
+            "enable.auto.commit": False,
+        }
+    )
     ftopic = settings.topic("features")
     parts = consumer.list_topics(ftopic, timeout=10).topics[ftopic].partitions
     consumer.assign([TopicPartition(ftopic, p, 0) for p in parts])
@@ -141,14 +156,21 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--rate", type=float, default=5000.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--runners", default="direct,faust", help="comma-separated")
     args = parser.parse_args()
     base = Settings()
     logs = Path(tempfile.mkdtemp(prefix="bench-features-"))
-    result = {
-        **saturation(base, args.ticks, args.symbols, logs / "saturation.log"),
-        **latency(base, args.rate, args.seconds, args.symbols, logs / "latency.log"),
-        "worker_logs": str(logs),
-    }
+    result: dict[str, object] = {"worker_logs": str(logs)}
+    for runner in args.runners.split(","):
+        sat = saturation(base, args.ticks, args.symbols, logs / f"sat-{runner}.log", runner)
+        lat = latency(
+            base, args.rate, args.seconds, args.symbols, logs / f"lat-{runner}.log", runner
+        )
+        result[runner] = {**sat, **lat}
+        print(json.dumps({runner: result[runner]}), flush=True)
+    first = args.runners.split(",")[0]
+    result.update(result[first])  # type: ignore[arg-type]
+    result["runner"] = first
     print(json.dumps(result))
 
 

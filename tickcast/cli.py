@@ -116,11 +116,16 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on this port.")
     ] = 9101,
+    runner: Annotated[
+        str, typer.Option(help="faust (a Faust agent) or direct (a plain batch consumer).")
+    ] = "faust",
 ) -> None:
-    """Run a stream worker (validation, features) until interrupted."""
+    """Run a stream worker (validation, features, scoring, outcomes) until interrupted."""
     from agents.worker import run_worker
 
-    run_worker(settings(service=True), metrics_port=metrics_port)
+    if runner not in {"faust", "direct"}:
+        raise typer.BadParameter("--runner must be faust or direct")
+    run_worker(settings(service=True), metrics_port=metrics_port, runner=runner)
 
 
 @app.command()

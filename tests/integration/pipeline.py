@@ -17,9 +17,12 @@ from tickcast.stack.processes import ServiceProcess
 class WorkerProcess(ServiceProcess):
     """A ``tickcast worker`` child process; ``alive()`` fails with its log when it died."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, runner: str = "faust") -> None:
         super().__init__(
-            settings, ["worker", "--metrics-port", "0"], log, TICKCAST_LOG_LEVEL="INFO"
+            settings,
+            ["worker", "--metrics-port", "0", "--runner", runner],
+            log,
+            TICKCAST_LOG_LEVEL="INFO",
         )
 
     def alive(self) -> bool:

@@ -92,7 +92,8 @@ def topics(settings: Settings) -> Settings:
     return settings
 
 
-def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["faust", "direct"])
+def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runner: str) -> None:
     settings = topics
     frame = make_bars(8, 120)
     publish(settings, frame, "test")
@@ -130,7 +131,7 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path) -> No
         producer.produce(settings.topic("ticks"), key, value)
     producer.flush()
 
-    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    worker = WorkerProcess(settings, tmp_path / "worker.log", runner).start()
     try:
         want = expected_features(frame)
         got = read_topic(
@@ -161,18 +162,21 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path) -> No
         )
 
 
-def test_sigkill_mid_replay_recovers_value_for_value(topics: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["faust", "direct"])
+def test_sigkill_mid_replay_recovers_value_for_value(
+    topics: Settings, tmp_path: Path, runner: str
+) -> None:
     settings = topics
     frame = make_bars(40, 300, seed=11)
     want = expected_features(frame)
     publish(settings, frame, "test")
-    first = WorkerProcess(settings, tmp_path / "worker1.log").start()
+    first = WorkerProcess(settings, tmp_path / "worker1.log", runner).start()
     seen = read_topic(
         settings, "features", "FeatureVector", lambda r: len(r) >= len(want) // 3, alive=first.alive
     )
     first.kill()
     assert len(seen) < len(want), "the worker finished before it could be killed"
-    second = WorkerProcess(settings, tmp_path / "worker2.log").start()
+    second = WorkerProcess(settings, tmp_path / "worker2.log", runner).start()
     try:
         got = read_topic(
             settings,
