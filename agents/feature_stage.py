@@ -25,6 +25,7 @@ from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
 from agents.stages import BatchStage
 from agents.state_store import ChangelogStateStore
+from monitoring.correlation import kafka_headers
 from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
 from sinks.kafka_producer import BatchProducer
@@ -105,9 +106,19 @@ class FeatureStage:
         produce, topic = self.producer.produce, self.features_topic
         encode = self.feature_codec.encode
         for record in out.features:
-            produce(topic, record["symbol"].encode(), encode(record))
+            produce(
+                topic,
+                record["symbol"].encode(),
+                encode(record),
+                headers=kafka_headers(record["correlation_id"]),
+            )
         for dead in out.dead_letters:
-            produce(self.dlq_topic, dead["key"], self.dlq_codec.encode(dead))
+            produce(
+                self.dlq_topic,
+                dead["key"],
+                self.dlq_codec.encode(dead),
+                headers=kafka_headers(dead["correlation_id"]),
+            )
         for stage in self.stages:
             await self._run_stage(stage, out, now_ms)
         self.producer.poll()
@@ -128,10 +139,12 @@ class FeatureStage:
         produce = self.producer.produce
         encode = self.prediction_codec.encode
         for record in result.predictions:
-            produce(self.predictions_topic, record["symbol"].encode(), encode(record))
+            headers = kafka_headers(record.get("correlation_id"))
+            produce(self.predictions_topic, record["symbol"].encode(), encode(record), headers)
         encode = self.outcome_codec.encode
         for record in result.outcomes:
-            produce(self.outcomes_topic, record["symbol"].encode(), encode(record))
+            headers = kafka_headers(record.get("correlation_id"))
+            produce(self.outcomes_topic, record["symbol"].encode(), encode(record), headers)
         self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
         self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
 

@@ -9,6 +9,7 @@ number on every topic (co-partitioning).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -44,7 +45,7 @@ class BatchProducer:
         topic: str,
         key: bytes | None,
         value: bytes,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int = -1,
     ) -> None:
         """Enqueue one record (``partition=-1``: by key), waiting for room when full."""
@@ -56,7 +57,7 @@ class BatchProducer:
                     key,
                     partition=partition,
                     on_delivery=self._on_delivery,
-                    headers=headers,
+                    headers=list(headers) if headers else None,
                 )
                 return
             except BufferError:

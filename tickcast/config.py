@@ -7,7 +7,6 @@ have a development default that :class:`Settings` refuses outside ``env=developm
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -113,6 +112,26 @@ class Settings(BaseSettings):
         "", description="Artifact root for a local store; default <data_dir>/mlflow/artifacts."
     )
 
+    # In-stream scoring and the outcome join (agents/predictions.py)
+    scoring_enabled: bool = Field(True, description="Score and join outcomes in the worker.")
+    model_name: str = Field(
+        "tickcast-direction-h1",
+        description="Registered model(s) the worker scores (comma; the first feeds Redis).",
+    )
+    model_poll_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between registry alias / online checkpoint polls."
+    )
+    online_shadow_models: str = Field(
+        "river-logreg",
+        description="Online challengers that shadow-score in the worker (comma, '*' = all).",
+    )
+    outcome_horizons: str = Field(
+        "1,5", description="Horizons (bars) the outcome join keeps bars for (comma)."
+    )
+    outcome_cost_bps: float = Field(
+        1.0, ge=0, description="Round-trip cost of a traded prediction in outcomes (bps)."
+    )
+
     # Serving
     api_host: str = Field("127.0.0.1", description="API bind address.")
     api_port: int = Field(8000, ge=1, le=65535, description="API port.")
@@ -192,17 +211,17 @@ class Settings(BaseSettings):
             )
         return self
 
-    @cached_property
+    @property
     def clickhouse(self) -> str:
         """The effective ClickHouse DSN."""
         return self.clickhouse_dsn or f"chdb://{self.data_dir / 'clickhouse'}"
 
-    @cached_property
+    @property
     def mlflow_uri(self) -> str:
         """The effective MLflow tracking URI."""
         return self.mlflow_tracking_uri or f"sqlite:///{self.data_dir / 'mlflow' / 'mlflow.db'}"
 
-    @cached_property
+    @property
     def mlflow_artifacts(self) -> str:
         """The effective artifact root of a local MLflow store."""
         return self.mlflow_artifact_root or str(self.data_dir / "mlflow" / "artifacts")

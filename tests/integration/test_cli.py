@@ -34,8 +34,14 @@ def tickcast(settings: Settings, *args: str, **env: str) -> subprocess.Completed
 
 
 def test_doctor_reports_a_stopped_redis_and_recovers(stack: Settings, tmp_path: Path) -> None:
+    # A private Redis we can stop, and a private chDB path: embedded chDB is locked by the
+    # process that opened it, and the test session may hold the shared one.
     own = stack.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "data_dir": tmp_path}
+        update={
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+            "data_dir": tmp_path,
+            "clickhouse_dsn": f"chdb://{tmp_path / 'clickhouse'}",
+        }
     )
     redis_server.start(own)
     try:
