@@ -31,6 +31,7 @@ from sinks.feature_blob import encode as encode_blob
 from sinks.kafka_producer import BatchProducer
 from sinks.redis_table import RedisTable
 from streams.codec import get_codec
+from streams.feature_encoder import FeatureVectorEncoder
 from tickcast.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,7 @@ class FeatureStage:
         self.ticks_topic = settings.topic("ticks")
         self.features_topic = settings.topic("features")
         self.dlq_topic = settings.topic("ticks.dlq")
-        self.feature_codec = get_codec("FeatureVector")
+        self.feature_codec = FeatureVectorEncoder()
         self.dlq_codec = get_codec("DeadLetter")
         self.dirty: dict[str, SymbolStream] = {}
         self.unconfirmed = 0

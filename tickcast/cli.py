@@ -248,6 +248,7 @@ def show_config() -> None:
 
 def _mount_subcommands() -> None:
     """The product's other jobs, each a typer app in its own package."""
+    from backtesting.cli import app as backtest_app
     from monitoring.cli import lag_app, metrics_summary
     from online_learning.cli import app as learner_app
     from sinks.cli import app as sink_app
@@ -257,6 +258,7 @@ def _mount_subcommands() -> None:
     app.add_typer(learner_app, name="learner", help="River challengers and promotion.")
     app.add_typer(sink_app, name="sink")
     app.add_typer(lag_app, name="lag")
+    app.add_typer(backtest_app, name="backtest")
     app.command("metrics-summary")(metrics_summary)
 
 

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         "river-logreg",
         description="Online challengers that shadow-score in the worker (comma, '*' = all).",
     )
+    scoring_threads: int = Field(
+        1, ge=0, description="Threads of one XGBoost scoring call in the worker (0 = all)."
+    )
     outcome_horizons: str = Field(
         "1,5", description="Horizons (bars) the outcome join keeps bars for (comma)."
     )

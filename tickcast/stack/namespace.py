@@ -11,10 +11,11 @@ import shutil
 import time
 
 import redis
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from tickcast.config import Settings
-from tickcast.errors import ConfigError
+from tickcast.errors import ConfigError, DependencyError
 
 
 def reset_namespace(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
@@ -32,9 +33,7 @@ def reset_namespace(settings: Settings, timeout_s: float = 30.0) -> dict[str, in
             future.result()
     groups = [g.group_id for g in admin.list_consumer_groups().result(timeout_s).valid]
     mine = [g for g in groups if g == group or g.startswith(f"{group}-")]
-    if mine:
-        for future in admin.delete_consumer_groups(mine, request_timeout=timeout_s).values():
-            future.result()
+    _delete_groups(admin, mine, timeout_s)
     client = redis.Redis.from_url(settings.redis_url)
     keys = list(client.scan_iter(match=f"{settings.redis_key_prefix}*", count=1000))
     for start in range(0, len(keys), 1000):
@@ -42,6 +41,30 @@ def reset_namespace(settings: Settings, timeout_s: float = 30.0) -> dict[str, in
     shutil.rmtree(settings.data_dir / "faust" / group, ignore_errors=True)
     _wait_deleted(admin, doomed, timeout_s)
     return {"topics": len(doomed), "groups": len(mine), "keys": len(keys)}
+
+
+def _delete_groups(admin: AdminClient, groups: list[str], timeout_s: float) -> None:
+    """Delete consumer groups, waiting for members of a just-stopped process to leave."""
+    deadline = time.monotonic() + max(timeout_s, 60.0)
+    left = list(groups)
+    while left:
+        busy = []
+        for group, future in admin.delete_consumer_groups(left, request_timeout=10).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    continue
+                if exc.args[0].code() != KafkaError.NON_EMPTY_GROUP:
+                    raise
+                busy.append(group)
+        if busy and time.monotonic() > deadline:
+            raise DependencyError(
+                "kafka", f"consumer groups {busy} still have members", "stop their workers first"
+            )
+        left = busy
+        if left:
+            time.sleep(1.0)
 
 
 def _wait_deleted(admin: AdminClient, topics: list[str], timeout_s: float) -> None:
