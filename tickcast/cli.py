@@ -30,8 +30,14 @@ def settings(service: bool = False) -> Settings:
     if service:
         configure_logging(loaded.log_level, json=loaded.log_json)
     else:
+        import logging
+        import os
+
         level = "WARNING" if loaded.log_level.upper() == "INFO" else loaded.log_level
         configure_logging(level, json=False)
+        # MLflow's progress bars and INFO lines are noise on a person's terminal.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
     return loaded
 
 
@@ -130,12 +136,14 @@ def worker(
 
 @app.command()
 def demo(
-    symbols: Annotated[int | None, typer.Option(help="Only the first N symbols.")] = None,
+    symbols: Annotated[
+        int, typer.Option(help="The first N symbols (0 = all 524 of the data set).")
+    ] = 100,
 ) -> None:
     """The main job on the embedded defaults: real data through the whole pipeline."""
     from tickcast.demo import run_demo
 
-    run_demo(settings(), console, symbols=symbols)
+    run_demo(settings(), console, symbols=symbols or None)
 
 
 @app.command()

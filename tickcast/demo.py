@@ -1,12 +1,16 @@
 """``tickcast demo``: the main job on the embedded defaults, end to end, in its own namespace.
 
-Steps: reset the ``demo`` namespace; load the real S&P 500 daily bars; start a stream
-worker; replay the bars through Kafka; wait until every symbol's latest features are in
-Redis; show what happened (throughput, dead letters, features by name); stop the worker.
+1. reset the ``demo`` namespace (topics, consumer groups, Redis keys, its registered model);
+2. train XGBoost and LightGBM on the first 80 % of the real S&P 500 daily bars with
+   walk-forward validation against baselines, register them in MLflow (champion, challenger);
+3. start a stream worker (Faust) and a ClickHouse sink, replay all bars through Kafka;
+4. show features and the champion's predictions read back from Redis, the held-out accuracy
+   from ClickHouse history, and the worker's metrics summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +23,7 @@ from rich.table import Table
 
 from indicators.feature_set import FeatureSet
 from monitoring.lag import collect_lag
+from monitoring.prometheus_runner import free_port
 from sinks.feature_blob import decode as decode_blob
 from streams import datasets
 from streams.replay import publish
@@ -27,6 +32,8 @@ from tickcast.config import Settings
 from tickcast.errors import DependencyError
 from tickcast.stack.namespace import reset_namespace
 from tickcast.stack.processes import ServiceProcess
+
+DEMO_MODEL = "tickcast-demo-h1"
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -37,26 +44,61 @@ def demo_settings(settings: Settings) -> Settings:
             "redis_key_prefix": "demo:",
             "consumer_group": "tickcast-demo",
             "clickhouse_database": "demo",
+            "model_name": DEMO_MODEL,
+            "clickhouse_read_port": free_port(),
         }
     )
 
 
-def wait_for_lag_zero(settings: Settings, timeout_s: float, alive: Callable[[], bool]) -> float:
-    """Wait until the worker's group has committed every tick (its state is durable then)."""
-    ticks = settings.topic("ticks")
+def wait_for_groups(
+    settings: Settings, topics: dict[str, str], timeout_s: float, alive: Callable[[], bool]
+) -> float:
+    """Wait until each ``group → topic`` has consumed and committed everything."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not alive():
-            raise DependencyError("worker", "the stream worker stopped", "see its log")
-        rows = [
-            r
-            for r in collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
-            if r.topic == ticks
-        ]
-        if rows and all(r.lag == 0 for r in rows):
+            raise DependencyError("demo", "a demo process stopped", "see .tickcast/logs/demo-*")
+        rows = collect_lag(settings.kafka_bootstrap, list(topics))
+        done = {
+            group
+            for group, topic in topics.items()
+            if (mine := [r for r in rows if r.group == group and r.topic == topic])
+            and all(r.lag == 0 for r in mine)
+        }
+        if done == set(topics):
             return time.monotonic()
-        time.sleep(0.25)
-    raise DependencyError("worker", f"ticks not consumed after {timeout_s:.0f} s", "see its log")
+        time.sleep(0.5)
+    raise DependencyError("demo", f"not consumed after {timeout_s:.0f} s: {topics}")
+
+
+def _forget_demo_model(settings: Settings) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    with contextlib.suppress(MlflowException):  # nothing registered yet
+        MlflowClient(tracking_uri=settings.mlflow_uri).delete_registered_model(DEMO_MODEL)
+
+
+def train(demo: Settings, console: Console, symbols: int) -> dict[str, Any]:
+    """Walk-forward train and register the demo champion; print the summary table."""
+    from training.cli import TrainOptions, run_training
+
+    options = TrainOptions(symbols=symbols, name=DEMO_MODEL)
+    with console.status("walk-forward training (XGBoost, LightGBM, baselines)…"):
+        outcomes, facts = run_training(options, demo)
+    outcome = outcomes[0]
+    table = Table(title="walk-forward out-of-sample, horizon 1 bar (training period only)")
+    shown = ["accuracy", "auc", "log_loss", "sharpe", "max_drawdown"]
+    table.add_column("model")
+    for column in shown:
+        table.add_column(column, justify="right")
+    for model, row in outcome.table.iterrows():
+        table.add_row(str(model), *[f"{row.get(c, float('nan')):.3f}" for c in shown])
+    console.print(table)
+    for reg in outcome.registered:
+        console.print(f"registered {reg.name} v{reg.version} as {reg.role}")
+    console.print(f"report: {outcome.report_html}")
+    return facts
 
 
 def features_table(settings: Settings, symbols: list[str], names: list[str]) -> Table:
@@ -76,49 +118,118 @@ def features_table(settings: Settings, symbols: list[str], names: list[str]) -> 
     return table
 
 
-def run_demo(settings: Settings, console: Console, symbols: int | None = None) -> dict[str, Any]:
+def predictions_table(settings: Settings, symbols: list[str]) -> Table:
+    """The champion's latest prediction per symbol, from Redis."""
+    import orjson
+
+    client = redis.Redis.from_url(settings.redis_url)
+    table = Table(title="latest champion predictions in Redis")
+    for column in ("symbol", "event time", "P(up)", "E\\[return]", "model", "version"):
+        table.add_column(column)
+    raw = client.mget([f"{settings.redis_key_prefix}prediction:{s}" for s in symbols])
+    for symbol, payload in zip(symbols, raw, strict=True):
+        if not isinstance(payload, bytes):
+            table.add_row(symbol, "none", "", "", "", "")
+            continue
+        p = orjson.loads(payload)
+        table.add_row(
+            symbol,
+            str(pd.Timestamp(p["event_time"], unit="ms")),
+            f"{p['value']:.3f}",
+            f"{p['expected_return']:+.4f}",
+            str(p["model"]),
+            str(p["version"]),
+        )
+    return table
+
+
+def history(demo: Settings, console: Console, held_out_ms: int) -> None:
+    """Example ClickHouse queries over what the sink stored, with their answers."""
+    from sinks.history import accuracy_by_model_day, open_reader
+
+    client = open_reader(demo)
+    rows = accuracy_by_model_day(client, demo.clickhouse_database, held_out_ms, 2**62)
+    frame = pd.DataFrame(rows)
+    console.print("[bold]ClickHouse:[/] accuracy by model on the held-out period")
+    console.print(
+        "  SQL: SELECT model_name, model_version, avg(hit), count() "
+        f"FROM {demo.clickhouse_database}.outcomes FINAL WHERE ts >= <held-out start> GROUP BY 1, 2"
+    )
+    if frame.empty:
+        console.print("  (no outcomes stored yet)")
+        return
+    table = Table(title="held-out directional accuracy (from ClickHouse outcomes)")
+    for column in ("model", "version", "outcomes", "accuracy", "strategy return"):
+        table.add_column(column)
+    grouped = frame.groupby(["model_name", "model_version"])
+    for (model, version), group in grouped:
+        n = int(group["n"].sum())
+        accuracy = float((group["accuracy"] * group["n"]).sum() / max(n, 1))
+        strategy = float(group.get("strategy_return", pd.Series([0.0])).sum())
+        table.add_row(str(model), str(version), str(n), f"{accuracy:.3f}", f"{strategy:+.3f}")
+    console.print(table)
+
+
+def run_demo(settings: Settings, console: Console, symbols: int | None = 100) -> dict[str, Any]:
     """Run the demo; returns the figures it printed."""
     demo = demo_settings(settings)
     console.rule("[bold]tickcast demo")
     console.print(f"namespace: topics '{demo.topic_prefix}*', Redis '{demo.redis_key_prefix}*'")
     reset_namespace(demo)
+    _forget_demo_model(demo)
     apply_topics(demo)
     frame = datasets.load("sp500-daily")
-    if symbols:
-        keep = sorted(frame["symbol"].unique())[:symbols]
-        frame = frame[frame["symbol"].isin(keep)].reset_index(drop=True)
+    n_symbols = symbols or int(frame["symbol"].nunique())
+    keep = sorted(frame["symbol"].unique())[:n_symbols]
+    frame = frame[frame["symbol"].isin(keep)].reset_index(drop=True)
     info = datasets.describe("sp500-daily")
     console.print(
-        f"data: {len(frame):,} real daily bars of {frame['symbol'].nunique()} S&P 500 symbols "
+        f"data: {len(frame):,} real daily bars of {n_symbols} S&P 500 symbols "
         f"({info.get('start')} → {info.get('end')})"
     )
-    log = demo.data_dir / "logs" / "demo-worker.log"
-    worker = ServiceProcess(demo, ["worker", "--metrics-port", "0"], log).start()
+    console.rule("1. train on the first 80 %, honestly")
+    facts = train(demo, console, n_symbols)
+    held_out_ms = int(pd.Timestamp(facts["held_out_from"], tz="UTC").value // 1_000_000)
+
+    console.rule("2. stream every bar through Kafka → worker → Redis / topics → ClickHouse")
+    logs = demo.data_dir / "logs"
+    metrics_port = free_port()
+    worker = ServiceProcess(
+        demo, ["worker", "--metrics-port", str(metrics_port)], logs / "demo-worker.log"
+    ).start()
+    sink = ServiceProcess(demo, ["sink", "run"], logs / "demo-sink.log").start()
     try:
         with Progress(console=console) as progress:
             task = progress.add_task("replay → Kafka ticks", total=len(frame))
             started = time.monotonic()
             publish(demo, frame, "replay:sp500-daily", None, lambda n: progress.advance(task, n))
-            published = time.monotonic()
-        last_ts = frame.groupby("symbol")["ts_ms"].max().astype(int).to_dict()
-        finished = wait_for_lag_zero(demo, 900, worker.running)
+        alive = lambda: worker.running() and sink.running()  # noqa: E731
+        processed = wait_for_groups(demo, {demo.consumer_group: demo.topic("ticks")}, 900, alive)
+        sink_group = f"{demo.consumer_group}-clickhouse-sink"
+        wait_for_groups(demo, {sink_group: demo.topic("outcomes")}, 300, alive)
+        figures = {
+            "bars": len(frame),
+            "symbols": n_symbols,
+            "stream_s": round(processed - started, 2),
+            "ticks_per_s": round(len(frame) / (processed - started)),
+        }
+        console.print(
+            f"worker: {figures['bars']:,} ticks → features, predictions and outcomes in "
+            f"{figures['stream_s']} s, the Faust worker's start-up included"
+        )
+        sample = keep[:4]
+        console.print(
+            features_table(demo, sample, ["rsi_14", "macd_12_26_9", "bb_pctb_20_2", "atr_14"])
+        )
+        console.print(predictions_table(demo, sample))
+        console.rule("3. history and operations")
+        history(demo, console, held_out_ms)
+        from monitoring.summary import print_summary
+
+        print_summary(demo, f"http://127.0.0.1:{metrics_port}/metrics", console=console)
     finally:
         worker.stop()
-    figures = {
-        "bars": len(frame),
-        "symbols": len(last_ts),
-        "publish_s": round(published - started, 2),
-        "end_to_end_s": round(finished - started, 2),
-        "ticks_per_s": round(len(frame) / (finished - started)),
-    }
-    console.print(
-        f"worker: {figures['bars']:,} ticks → features for {figures['symbols']} symbols in "
-        f"{figures['end_to_end_s']} s ({figures['ticks_per_s']:,} ticks/s end to end)"
-    )
-    sample = sorted(last_ts)[:4]
-    console.print(
-        features_table(demo, sample, ["rsi_14", "macd_12_26_9", "bb_pctb_20_2", "atr_14", "ret_5"])
-    )
-    console.print(f"read any symbol by name: tickcast features {sample[0]} --namespace demo")
-    console.print(f"worker log: {log}")
+        sink.stop()
+    console.print(f"read any symbol by name: tickcast features {keep[0]} --namespace demo")
+    console.print(f"logs: {logs}/demo-worker.log, {logs}/demo-sink.log")
     return figures
