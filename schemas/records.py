@@ -113,6 +113,7 @@ class Outcome(TypedDict):
     strategy_return: float
     feature_set_version: NotRequired[str | None]
     correlation_id: NotRequired[str | None]
+    features: NotRequired[list[float] | None]
 
 
 class DriftStat(TypedDict):

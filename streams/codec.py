@@ -262,7 +262,12 @@ def get_codec(name: str) -> AvroCodec:
 
 @cache
 def _shared_codec(stem: str) -> AvroCodec:
-    return AvroCodec(stem)
+    # Older versions of a schema live in schemas/avro/history/<stem>.<fingerprint>.avsc, so
+    # records written before a compatible change still decode everywhere.
+    codec = AvroCodec(stem)
+    for path in sorted((AVRO_DIR / "history").glob(f"{stem}.*.avsc")):
+        codec.register_writer_schema(json.loads(path.read_text(encoding="utf-8")))
+    return codec
 
 
 __all__ = [

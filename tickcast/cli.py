@@ -259,6 +259,8 @@ def _mount_subcommands() -> None:
     from backtesting.cli import app as backtest_app
     from monitoring.cli import lag_app, metrics_summary
     from online_learning.cli import app as learner_app
+    from serving.cli import app as serve_app
+    from serving.cli import token_command, users_app
     from sinks.cli import app as sink_app
     from training.cli import app as train_app
 
@@ -267,6 +269,9 @@ def _mount_subcommands() -> None:
     app.add_typer(sink_app, name="sink")
     app.add_typer(lag_app, name="lag")
     app.add_typer(backtest_app, name="backtest")
+    app.add_typer(serve_app, name="serve")
+    app.add_typer(users_app, name="users")
+    app.command("token")(token_command)
     app.command("metrics-summary")(metrics_summary)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -44,6 +45,9 @@ def demo_settings(settings: Settings) -> Settings:
             "redis_key_prefix": "demo:",
             "consumer_group": "tickcast-demo",
             "clickhouse_database": "demo",
+            # embedded chDB is locked by the process that opens it: the demo's sink gets its
+            # own store, so a production sink on the default path keeps running beside it
+            "clickhouse_dsn": f"chdb://{settings.data_dir / 'clickhouse-demo'}",
             "model_name": DEMO_MODEL,
             "clickhouse_read_port": free_port(),
         }
@@ -170,6 +174,74 @@ def history(demo: Settings, console: Console, held_out_ms: int) -> None:
     console.print(table)
 
 
+def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> ServiceProcess:
+    """Start the API on the demo namespace, log in for real, print ready-to-paste curls."""
+    import secrets
+
+    import httpx
+
+    from serving.security.users import UserError, create_user_command
+
+    port = demo.api_port if _port_free(demo.api_port) else free_port()
+    served = demo.model_copy(update={"api_port": port})
+    server = ServiceProcess(served, ["serve", "--port", str(port)], logs / "demo-api.log").start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not server.running():
+            raise DependencyError("api", "the API stopped", f"see {logs / 'demo-api.log'}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    password = secrets.token_urlsafe(18)
+    try:  # the namespace reset removed any user of an earlier demo
+        create_user_command(served, "demo-admin", password, "admin")
+    except UserError as exc:
+        console.print(f"[yellow]cannot create the demo user: {exc}[/]")
+        return server
+
+    token_answer = httpx.post(
+        f"{base}/v1/auth/token",
+        data={"grant_type": "password", "username": "demo-admin", "password": password},
+        timeout=10,
+    )
+    if token_answer.status_code != 200:
+        console.print(f"[yellow]login failed ({token_answer.status_code}); see docs/api.md[/]")
+        return server
+    token = token_answer.json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    latest = httpx.get(f"{base}/v1/predictions/{symbols[0]}/latest", headers=auth, timeout=10)
+    console.print(f"GET /v1/predictions/{symbols[0]}/latest → {latest.status_code}")
+    console.print_json(latest.text)
+    curl = f"curl -s -H 'Authorization: Bearer {token}'"
+    console.print("[bold]try the API (token valid for "
+                  f"{served.access_token_ttl_s // 60} min; docs at {base}/docs):[/]")  # fmt: skip
+    for path in (
+        f"/v1/predictions/{symbols[0]}/latest",
+        f"/v1/features/{symbols[1]}/latest",
+        f"/v1/predictions/{symbols[0]}/history?start=2010-06-01&end=2010-08-21&limit=5",
+        f"/v1/outcomes/{symbols[0]}/history?start=2010-06-01&end=2010-08-21&limit=5",
+        "/v1/models",
+        "/v1/models/test",
+    ):
+        console.print(f"  {curl} '{base}{path}'")
+    console.print(
+        f"  {curl} -X POST '{base}/v1/features:batch' -H 'Content-Type: application/json' "
+        f'-d \'{{"symbols": ["{symbols[0]}", "{symbols[1]}"]}}\''
+    )
+    console.print(f"  curl -s {base}/readyz    curl -s {base}/metrics")
+    return server
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def run_demo(settings: Settings, console: Console, symbols: int | None = 100) -> dict[str, Any]:
     """Run the demo; returns the figures it printed."""
     demo = demo_settings(settings)
@@ -227,9 +299,18 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         from monitoring.summary import print_summary
 
         print_summary(demo, f"http://127.0.0.1:{metrics_port}/metrics", console=console)
+        console.rule("4. the API")
+        server = api(demo, console, keep, logs)
+    except BaseException:
+        sink.stop()
+        raise
     finally:
         worker.stop()
-        sink.stop()
     console.print(f"read any symbol by name: tickcast features {keep[0]} --namespace demo")
-    console.print(f"logs: {logs}/demo-worker.log, {logs}/demo-sink.log")
+    console.print(f"logs: {logs}/demo-*.log")
+    console.print(
+        f"the API (pid {server.proc.pid if server.proc else '?'}) and the ClickHouse sink "
+        f"(pid {sink.proc.pid if sink.proc else '?'}) keep running for the curls above; "
+        "stop them with `kill`"
+    )
     return figures

@@ -82,6 +82,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "strategy_return": -0.0006,
         "feature_set_version": "fs1-3f2a9c",
         "correlation_id": "abc123",
+        "features": [51.2, math.nan, -0.0031, 1.5e6],
     },
     "drift_stat": {
         "feature": "rsi_14",
@@ -229,6 +230,7 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "strategy_return": _finite,
             "feature_set_version": _opt_text,
             "correlation_id": _opt_text,
+            "features": st.none() | st.lists(_any_float, max_size=40),
         }
     ),
     "drift_stat": st.fixed_dictionaries(

@@ -30,7 +30,7 @@ PINNED_FINGERPRINTS = {
     "drift_stat": "d66477c3eed86f5f",
     "feature_vector": "329689d40f2c2e60",
     "model_event": "d4481c9c2c3bdf07",
-    "outcome": "ceb2ed2d6994424d",
+    "outcome": "6a3445b26b1af59b",
     "prediction": "a5d42a513bb672ea",
     "tick": "3f491c832fd3e256",
 }
@@ -277,3 +277,32 @@ def test_typed_dicts_mirror_the_schemas(stem: str) -> None:
     for field in fields:
         if isinstance(field["type"], dict) and field["type"]["type"] == "enum":
             assert list(get_args(hints[field["name"]])) == field["type"]["symbols"]
+
+
+def test_previous_versions_are_kept_and_still_readable() -> None:
+    history = sorted((AVRO_DIR / "history").glob("*.avsc"))
+    assert history, "previous schema versions are kept for readers"
+    for path in history:
+        stem, pinned = path.stem.split(".")
+        old = json.loads(path.read_text())
+        assert AvroCodec(old).fingerprint.hex() == pinned
+        assert AvroCodec(old).fingerprint != AvroCodec(stem).fingerprint
+        assert compatibility_problems(writer=old, reader=load_schema(stem)) == []
+        assert compatibility_problems(writer=load_schema(stem), reader=old) == []
+
+
+def test_outcome_features_round_trip_and_old_outcomes_read_as_null() -> None:
+    record = {
+        "symbol": "AAPL", "ts": 1, "horizon": 1, "model_name": "m", "model_version": "1",
+        "role": "CHAMPION", "prob_up": 0.6, "expected_return": 0.001, "realized_return": -0.002,
+        "realized_ts": 2, "hit": False, "loss": 0.9, "strategy_return": -0.002,
+    }  # fmt: skip
+    current = AvroCodec("outcome")
+    got = current.decode(current.encode({**record, "features": [1.5, float("nan")]}))
+    assert got["features"][0] == 1.5
+    assert got["features"][1] != got["features"][1]  # NaN survives
+    old = AvroCodec(
+        json.loads((AVRO_DIR / "history" / "outcome.ceb2ed2d6994424d.avsc").read_text())
+    )
+    current.register_writer_schema(old.schema)
+    assert current.decode(old.encode(record))["features"] is None

@@ -301,3 +301,22 @@ def test_reader_field_without_default_is_a_mismatch() -> None:
 def test_invalid_schema_is_a_schema_error() -> None:
     with pytest.raises(SchemaError):
         AvroCodec({"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]})
+
+
+def test_records_of_an_older_outcome_schema_still_decode() -> None:
+    import json as _json
+
+    from schemas import AVRO_DIR
+    from streams.codec import AvroCodec, get_codec
+
+    history = sorted((AVRO_DIR / "history").glob("outcome.*.avsc"))
+    assert history, "the previous Outcome schema is kept for old records"
+    old = AvroCodec(_json.loads(history[0].read_text()))
+    record = {
+        "symbol": "AAPL", "ts": 1, "horizon": 1, "model_name": "m", "model_version": "1",
+        "role": "CHAMPION", "prob_up": 0.6, "expected_return": 0.001, "realized_return": 0.01,
+        "realized_ts": 2, "hit": True, "loss": 0.5, "strategy_return": 0.01,
+    }  # fmt: skip
+    decoded = get_codec("Outcome").decode(old.encode(record))
+    assert decoded["prob_up"] == 0.6
+    assert decoded["features"] is None

@@ -1,0 +1,102 @@
+"""The API application factory: ``uvicorn --factory serving.main:create_app``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from redis.exceptions import RedisError
+from starlette.routing import Route
+
+from serving.clients import Clients, StoreFactory, build_clients, close_clients
+from serving.handlers import install_error_handlers
+from serving.middleware import (
+    BodySizeLimitMiddleware,
+    CorrelationIdMiddleware,
+    HttpMetricsMiddleware,
+)
+from serving.routes import api_router, health
+from serving.runtime import Runtime, build_runtime
+from tickcast.config import Settings, load_settings
+
+
+async def warm_up(runtime: Runtime, timeout_s: float = 2.0) -> None:
+    """Best effort at startup: load the gate script and open Redis connections, so the first
+    burst of requests does not pay for them (and time out). Redis down is not an error here."""
+    store_ping = getattr(runtime.clients.store, "ping", None)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await runtime.limiter.warm_up()
+            await asyncio.gather(*(runtime.clients.redis.ping() for _ in range(4)))
+            if store_ping is not None:
+                await asyncio.gather(*(store_ping() for _ in range(4)))
+    except (TimeoutError, OSError, RedisError) as exc:
+        structlog.get_logger("serving").warning("warm_up_failed", error=type(exc).__name__)
+
+
+def lifespan(
+    settings: Settings,
+    clients: Clients | None,
+    store_factory: StoreFactory | None = None,
+    customize: Callable[[Clients], None] | None = None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Build clients (unless given) and services at startup; close what was built at shutdown."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        built = clients or build_clients(settings, store_factory=store_factory)
+        if customize is not None:
+            customize(built)
+        app.state.runtime = runtime = build_runtime(settings, built)
+        await warm_up(runtime)
+        try:
+            yield
+        finally:
+            if built.owned:
+                await close_clients(built)
+
+    return run
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clients: Clients | None = None,
+    store_factory: StoreFactory | None = None,
+    customize: Callable[[Clients], None] | None = None,
+) -> FastAPI:
+    """The tickcast API.
+
+    ``clients`` (for tests) are used as given and not closed; otherwise the lifespan builds
+    them, with the store from ``store_factory(redis, settings)`` — by default the worker's
+    Redis layout (:class:`serving.redis_store.RedisLatestStore`). ``customize(clients)`` runs
+    on the clients before the services are built (tests put fakes into the seams there).
+    """
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="tickcast API",
+        version="1",
+        description="Latest predictions and features of tickcast. See docs/api.md.",
+        lifespan=lifespan(settings, clients, store_factory, customize),
+    )
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    app.router.routes.append(Route("/metrics", health.MetricsEndpoint(), include_in_schema=False))
+    return app
+
+
+def service_app() -> FastAPI:
+    """The factory ``tickcast serve`` gives uvicorn: settings from the environment, and the
+    process's structlog set-up (each uvicorn worker is a fresh process)."""
+    from tickcast.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,71 @@
+"""Latest predictions, with the caller's A/B arm when A/B is on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Path
+
+from online_learning.ab import Arm, assign
+from serving.deps import PredictionsReader, RuntimeDep, StoreDep
+from serving.errors import NotFound, ServiceUnavailable
+from serving.freshness import MalformedRecord, prediction_public
+from serving.schemas.common import PROTECTED, SYMBOL_PATTERN, error_responses
+from serving.schemas.predictions import PredictionPublic
+from serving.store import Record
+
+router = APIRouter(prefix="/predictions", tags=["predictions"])
+log = structlog.get_logger("serving.predictions")
+
+SymbolPath = Annotated[
+    str, Path(pattern=SYMBOL_PATTERN, description="Ticker: A-Z, 0-9, '.', '-'; 1 to 12.")
+]
+EXPERIMENT = "http-latest"
+
+
+@router.get(
+    "/{symbol}/latest",
+    response_model=PredictionPublic,
+    responses=error_responses(*PROTECTED, 404),
+)
+async def latest_prediction(
+    symbol: SymbolPath, principal: PredictionsReader, store: StoreDep, runtime: RuntimeDep
+) -> PredictionPublic:
+    """The latest prediction for ``symbol`` with its age and staleness.
+
+    The champion's, or with A/B on (``TICKCAST_AB_ENABLED``) the caller's arm's: a stable
+    hash of the caller puts ``ab_split`` of callers on the champion; the challenger arm gets
+    the challenger's latest prediction when the worker wrote one, else the champion's with a
+    ``note`` saying so.
+    """
+    settings = runtime.settings
+    arm: Arm | None = None
+    note: str | None = None
+    record: Record | None = None
+    if settings.ab_enabled:
+        arm = assign(principal.sub, settings.ab_split)
+        runtime.ab_counter.add(arm)
+        runtime.metrics.ab_requests.labels(experiment=EXPERIMENT, arm=arm).inc()
+        if arm == "challenger":
+            record = await store.get_prediction(symbol, "challenger")
+            if record is None:
+                note = "no challenger prediction for this symbol; the champion's is served"
+    if record is None:
+        record = await store.get_prediction(symbol)
+    if record is None:
+        raise NotFound(f"no prediction for {symbol}")
+    try:
+        public = prediction_public(
+            symbol,
+            record,
+            now_s=runtime.clients.clock(),
+            stale_after_s=settings.stale_after_s,
+        )
+    except MalformedRecord as exc:
+        log.error("malformed_store_record", symbol=symbol, reason=str(exc))
+        raise ServiceUnavailable("store returned a malformed record", retry_after_s=1) from None
+    if arm is not None:
+        public.arm = arm
+        public.note = note
+    return public

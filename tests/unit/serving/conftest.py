@@ -1,0 +1,206 @@
+"""Fixtures for the serving tests: a real redis-server per session, an app per test.
+
+Each test gets its own Redis key prefix (a fresh namespace) and an in-memory LatestStore.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from serving.circuit import CircuitBreaker
+from serving.clients import Clients
+from serving.main import create_app
+from serving.security.users import UserStore
+from serving.store import InMemoryLatestStore
+from tickcast.config import Settings, load_settings
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+PASSWORD = "a-long-test-password-0"  # test fixture only
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process on loopback."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_redis(directory: Path) -> RedisServer:
+    """Start redis-server without persistence in ``directory`` and wait until it answers."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(process, port)
+    client = SyncRedis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                server.stop()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    client.close()
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole test session."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+def make_settings(redis_url: str, **overrides: Any) -> Settings:
+    """Settings for one test: its own key prefix, limits high enough not to interfere."""
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "redis_key_prefix": f"t{uuid.uuid4().hex[:10]}:",
+        "rate_limit_per_subject": 10_000,
+        "rate_limit_global": 100_000,
+        "rate_limit_auth": 10_000,
+        "stale_after_s": 60,
+        "dependency_timeout_s": 0.5,
+        "data_dir": Path(tempfile.gettempdir()) / "tickcast-serving-tests",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    """Fresh settings (fresh namespace) for a test."""
+    return make_settings(redis_server.url)
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """An asyncio client decoding responses, closed after the test."""
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def store() -> InMemoryLatestStore:
+    """An empty in-memory store."""
+    return InMemoryLatestStore()
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    """A settable wall clock for freshness (``clock[0]`` is now, epoch seconds)."""
+    return [time.time()]
+
+
+@dataclass
+class Api:
+    """A running app and an HTTP client on it."""
+
+    client: httpx.AsyncClient
+    settings: Settings
+    redis: Redis
+    store: InMemoryLatestStore
+    app: Any
+
+    async def user(self, role: str, username: str | None = None) -> str:
+        """Create a user with ``role``; returns the username (password is ``PASSWORD``)."""
+        name = username or f"{role}-{uuid.uuid4().hex[:8]}"
+        users = UserStore(
+            self.redis, prefix=self.settings.redis_key_prefix, breaker=CircuitBreaker("t")
+        )
+        await users.create(name, PASSWORD, role)
+        return name
+
+    async def login(self, username: str, password: str = PASSWORD, **extra: str) -> httpx.Response:
+        """POST the password grant."""
+        form = {"grant_type": "password", "username": username, "password": password, **extra}
+        return await self.client.post("/v1/auth/token", data=form)
+
+    async def token(self, role: str) -> str:
+        """An access token of a fresh user with ``role``."""
+        response = await self.login(await self.user(role))
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    """An Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def running_api(
+    settings: Settings, redis: Redis, store: InMemoryLatestStore, clock: Callable[[], float]
+) -> AsyncIterator[Api]:
+    """An app with its lifespan running, and an httpx client on it."""
+    app = create_app(settings, clients=Clients(redis=redis, store=store, clock=clock))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(client, settings, redis, store, app)
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, redis: Redis, store: InMemoryLatestStore, clock: list[float]
+) -> AsyncIterator[Api]:
+    """The app under test on the session's Redis."""
+    async for running in running_api(settings, redis, store, lambda: clock[0]):
+        yield running

@@ -1,0 +1,71 @@
+"""``tickcast serve`` options, ``users create`` and ``token`` on a real Redis."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from serving.cli import app, token_command, users_app
+from serving.security.tokens import JwtCodec
+from tests.unit.serving.conftest import make_settings
+
+
+@pytest.fixture
+def env(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    settings = make_settings(redis_server.url)
+    values = {
+        "TICKCAST_REDIS_URL": settings.redis_url,
+        "TICKCAST_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "TICKCAST_API_PORT": "8123",
+        "TICKCAST_API_WORKERS": "2",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def test_serve_uses_settings_uvloop_and_httptools(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["--dry-run"])
+    assert result.exit_code == 0, result.output
+    options = json.loads(result.output.strip().splitlines()[-1])
+    assert options["app"] == "serving.main:service_app"
+    assert options["factory"] is True
+    assert (options["port"], options["workers"]) == (8123, 2)
+    assert (options["loop"], options["http"]) == ("uvloop", "httptools")
+    overridden = CliRunner().invoke(app, ["--dry-run", "--workers", "1", "--port", "9000"])
+    assert json.loads(overridden.output.strip().splitlines()[-1])["workers"] == 1
+
+
+def test_users_create_then_token_prints_a_working_curl_line(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    created = runner.invoke(
+        users_app,
+        ["create", "ops", "--role", "admin"],
+        env={"TICKCAST_NEW_USER_PASSWORD": "a-long-password-1"},
+    )
+    assert created.exit_code == 0, created.output
+    assert "created ops (admin)" in created.output
+    duplicate = runner.invoke(
+        users_app,
+        ["create", "ops", "--role", "admin"],
+        env={"TICKCAST_NEW_USER_PASSWORD": "a-long-password-1"},
+    )
+    assert duplicate.exit_code == 1
+    import typer
+
+    cli = typer.Typer()
+    cli.command()(token_command)
+    printed = runner.invoke(cli, ["ops", "--symbol", "MSFT"])
+    assert printed.exit_code == 0, printed.output
+    words = shlex.split(printed.output.strip())
+    assert words[:3] == ["curl", "-s", "http://127.0.0.1:8123/v1/predictions/MSFT/latest"]
+    token = words[-1].removeprefix("Authorization: Bearer ")
+    claims = JwtCodec.from_settings(make_settings(env["TICKCAST_REDIS_URL"])).decode(token)
+    assert (claims.sub, claims.role) == ("user:ops", "admin")
+    assert "models:write" in claims.scopes
+    missing = runner.invoke(cli, ["nobody"])
+    assert missing.exit_code == 1
