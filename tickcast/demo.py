@@ -215,9 +215,10 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
     latest = httpx.get(f"{base}/v1/predictions/{symbols[0]}/latest", headers=auth, timeout=10)
     console.print(f"GET /v1/predictions/{symbols[0]}/latest → {latest.status_code}")
     console.print_json(latest.text)
-    curl = f"curl -s -H 'Authorization: Bearer {token}'"
+    curl = 'curl -s -H "Authorization: Bearer $TICKCAST_TOKEN"'
     console.print("[bold]try the API (token valid for "
                   f"{served.access_token_ttl_s // 60} min; docs at {base}/docs):[/]")  # fmt: skip
+    lines = [f"export TICKCAST_TOKEN={token}"]
     for path in (
         f"/v1/predictions/{symbols[0]}/latest",
         f"/v1/features/{symbols[1]}/latest",
@@ -226,12 +227,15 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
         "/v1/models",
         "/v1/models/test",
     ):
-        console.print(f"  {curl} '{base}{path}'")
-    console.print(
-        f"  {curl} -X POST '{base}/v1/features:batch' -H 'Content-Type: application/json' "
-        f'-d \'{{"symbols": ["{symbols[0]}", "{symbols[1]}"]}}\''
+        lines.append(f"{curl} '{base}{path}'")
+    batch = f'{{"symbols": ["{symbols[0]}", "{symbols[1]}"]}}'
+    lines.append(
+        f"{curl} -X POST '{base}/v1/features:batch' "
+        f"-H 'Content-Type: application/json' -d '{batch}'"
     )
-    console.print(f"  curl -s {base}/readyz    curl -s {base}/metrics")
+    lines += [f"curl -s {base}/readyz", f"curl -s {base}/metrics | head"]
+    for line in lines:  # unwrapped, so each pastes as one shell line
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     return server
 
 
