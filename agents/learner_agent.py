@@ -18,6 +18,7 @@ resumes where it stopped; the scoring pipeline loads the same checkpoints.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from online_learning.checkpoint import Checkpoint, restore_checkpoint, save_chec
 from online_learning.evaluation import OnlineEvaluator
 from online_learning.promotion import (
     ChampionChallengerTest,
+    Decision,
     ModelRef,
     Promoter,
     PromotionController,
@@ -87,6 +89,7 @@ class LearnerStage:
         self.run_id: str | None = None
         self.last_checkpoint = time.monotonic()
         self.dirty = False
+        self.last_decision: Decision | None = None
 
     # --- state --------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -148,12 +151,38 @@ class LearnerStage:
             except TickcastError as exc:  # one broken learner must not stop the others
                 log.warning("learner_failed", challenger=c.name, error=str(exc))
         decision = self.controller.step(self.watermark)
+        self.last_decision = decision
         champion = decision.champion or ModelRef("none", "")
         kind = "promote" if decision.promote else ("keep" if decision.evaluated else "insufficient")
         self.metrics.promotion_decisions.labels(model=champion.name, decision=kind).inc()
         self.evaluator.export(self.metrics)
         self.dirty = True
         return {"outcomes": len(outcomes), "skipped": skipped, "bad": bad, "learned": learned}
+
+    def live_state(self, now_ms: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The API's view of the learner (``model-metrics`` and ``model-test`` JSON)."""
+        test = self.controller.test
+        decision = self.last_decision
+        metrics = {"updated_at": now_ms, "models": self.evaluator.snapshot()}
+        state = {
+            "updated_at": now_ms,
+            "champion": str(test.champion) if test.champion else None,
+            "cooldown_until": test.cooldown_until,
+            "policy": dataclasses.asdict(test.policy),
+            "pairs": {key: len(pairs) for key, pairs in test.pairs.items()},
+            "last_decision": None
+            if decision is None
+            else {
+                "promote": decision.promote,
+                "challenger": str(decision.challenger) if decision.challenger else None,
+                "p_value": decision.p_value,
+                "statistic": decision.statistic,
+                "effect": decision.effect,
+                "n": decision.n,
+                "reason": decision.reason,
+            },
+        }
+        return metrics, state
 
     # --- checkpoints --------------------------------------------------------------------------
     def checkpoint_now(self) -> str | None:
@@ -188,6 +217,7 @@ class LearnerRunner:
         self.producer: Any = None
         self.lock = asyncio.Lock()
         self.ready = asyncio.Event()
+        self.redis: Any = None
 
     async def open(self) -> None:
         """Connect the producer (the checkpoint was restored before the worker started)."""
@@ -206,6 +236,24 @@ class LearnerRunner:
         with self.stage.metrics.stage_timer("learner"):
             self.stage.handle(records)
         self.pending.extend(events)
+        await self._publish_live_state()
+
+    async def _publish_live_state(self) -> None:
+        """Write the evaluation snapshot and the test's state where the API reads them."""
+        import orjson
+        import redis.asyncio as aioredis
+
+        if self.redis is None:
+            self.redis = aioredis.Redis.from_url(self.stage.settings.redis_url, socket_timeout=2)
+        prefix = self.stage.settings.redis_key_prefix
+        metrics, state = self.stage.live_state(int(time.time() * 1000))
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(f"{prefix}model-metrics", orjson.dumps(metrics, default=str))
+            pipe.set(f"{prefix}model-test", orjson.dumps(state, default=str))
+            await pipe.execute()
+        except (OSError, aioredis.RedisError) as exc:  # the API shows stale state; learning goes on
+            log.warning("learner_live_state_failed", error=str(exc))
 
     async def checkpoint(self, force: bool = False) -> None:
         """Save, publish, flush, then ack what the checkpoint covers."""

@@ -120,3 +120,22 @@ def test_faust_app_is_built_in_its_own_consumer_group(tmp_path: Path) -> None:
     assert list(app.agents) == ["tickcast-learner-outcomes"]
     assert runner.stage.outcomes_topic == "outcomes"
     assert [c.name for c in runner.stage.challengers] == ["river-logreg", "river-hat", "river-arf"]
+
+
+def test_live_state_is_the_json_the_api_reads() -> None:
+    import orjson
+
+    store, events, promoted = MemoryStore(), [], []
+    stage = _stage(store, events, promoted)
+    stage.handle(_records(paired_outcomes(0, 400, champ_skill=0.0, chall_skill=1.2)))
+    metrics, state = stage.live_state(123)
+    assert metrics["updated_at"] == 123
+    assert "champ:1" in metrics["models"]
+    assert metrics["models"]["champ:1"]["n_total"] > 0
+    decoded = orjson.loads(orjson.dumps(state, default=str))
+    assert decoded["last_decision"]["promote"] is True
+    assert decoded["policy"]["min_samples"] == stage.controller.test.policy.min_samples
+    # the contract serving/models.py documents for <prefix>model-test
+    assert set(decoded) == {
+        "updated_at", "champion", "cooldown_until", "policy", "pairs", "last_decision",
+    }  # fmt: skip
