@@ -23,7 +23,7 @@ import structlog
 
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
-from agents.stages import BatchStage
+from agents.stages import BatchStage, StageOutput
 from agents.state_store import ChangelogStateStore
 from monitoring.correlation import kafka_headers
 from monitoring.metrics import Metrics
@@ -64,6 +64,7 @@ class FeatureStage:
         self.dlq_codec = get_codec("DeadLetter")
         self.dirty: dict[str, SymbolStream] = {}
         self.unconfirmed = 0
+        self.prediction_written: dict[str, float] = {}
         self.lock = asyncio.Lock()
         self.last_checkpoint = time.monotonic()
         self.producer: BatchProducer | None = None
@@ -137,6 +138,7 @@ class FeatureStage:
             with self.metrics.redis_op("write_predictions"):
                 await self.redis.write_predictions(result.latest)
                 await self.redis.write_predictions(result.latest_challenger, suffix=":challenger")
+            self._prediction_freshness(result)
         produce = self.producer.produce
         encode = self.prediction_codec.encode
         for record in result.predictions:
@@ -148,6 +150,16 @@ class FeatureStage:
             produce(self.outcomes_topic, record["symbol"].encode(), encode(record), headers)
         self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
         self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
+
+    def _prediction_freshness(self, result: StageOutput) -> None:
+        """Feed the stale/stopped-prediction alerts: write times per symbol and per model."""
+        now = time.time()
+        for symbol in result.latest:
+            self.prediction_written[symbol] = now
+        for record in result.latest.values():
+            self.metrics.last_prediction_ts.labels(model=str(record.get("model"))).set(now)
+        oldest = min(self.prediction_written.values())
+        self.metrics.prediction_age_seconds.set(now - oldest)
 
     async def refresh(self) -> None:
         """Let later stages reload (e.g. models) between batches, never inside one."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -13,11 +14,30 @@ import structlog
 _SECRET_KEYS = frozenset({"password", "secret", "token", "api_key", "authorization", "jwt"})
 
 
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.I)
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_KEYS)
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """Mask secrets in nested mappings/sequences and passwords inside URLs."""
+    if depth > 6:
+        return value
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", value) if "@" in value else value
+    if isinstance(value, Mapping):
+        return {k: "***" if _is_secret_key(k) else _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v, depth + 1) for v in value)
+    return value
+
+
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Never let a secret reach a log line, whatever a caller passes."""
+    """Never let a secret reach a log line, whatever a caller passes (nested or in a URL)."""
     for key in list(event):
-        if any(word in key.lower() for word in _SECRET_KEYS):
-            event[key] = "***"
+        event[key] = "***" if _is_secret_key(key) else _scrub(event[key])
     return event
 
 

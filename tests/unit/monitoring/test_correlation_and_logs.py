@@ -67,11 +67,6 @@ def test_secret_fields_are_redacted_in_json_logs(
     assert event["level"] == "info"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tickcast/logging.py redacts top-level keys only: nested mappings and passwords "
-    "inside URLs still leak (lead: recurse into dicts and mask user:password@ in values)",
-)
 def test_nested_and_url_secrets_are_redacted(
     json_logs: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
