@@ -182,30 +182,27 @@ def features(
 
 @app.command()
 def replay(
-    dataset: Annotated[str, typer.Argument(help="sp500-daily, es-trades, or a CSV/Parquet path.")],
+    dataset: Annotated[
+        str, typer.Argument(help="sp500-daily, es-trades, synthetic, or a CSV/Parquet path.")
+    ],
     speed: Annotated[
         float | None, typer.Option(help="N× real time in event time; default as fast as possible.")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Publish at most this many rows.")] = None,
     symbols: Annotated[int | None, typer.Option(help="Only the first N symbols.")] = None,
+    bars: Annotated[
+        float | None, typer.Option(help="Build time bars of this many seconds from trades.")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="A user file's rows: bars or trades.")] = "bars",
 ) -> None:
-    """Publish a dataset to the ticks topic, in event-time order, with a progress bar."""
+    """Publish market data to the ticks topic in event-time order, with a progress bar."""
     from rich.progress import Progress
 
-    from streams import datasets
+    from streams.feeds import load_feed
     from streams.replay import publish
 
     cfg = settings()
-    frame = (
-        datasets.load(dataset)
-        if dataset in datasets.DATASETS
-        else datasets.load_user_file(dataset, kind="bars")
-    )
-    if symbols:
-        keep = sorted(frame["symbol"].unique())[:symbols]
-        frame = frame[frame["symbol"].isin(keep)]
-    if limit:
-        frame = frame.iloc[:limit]
+    frame = load_feed(dataset, symbols=symbols, limit=limit, bar_seconds=bars, kind=kind)
     with Progress(console=err) as progress:
         task = progress.add_task(f"replay {dataset}", total=len(frame))
         sent = publish(cfg, frame, f"replay:{dataset}", speed, lambda n: progress.advance(task, n))
