@@ -76,6 +76,9 @@ class DirectRunner:
                             await self.stage.handle(records)
                     await self.stage.maybe_checkpoint(self._commit)
                     await self.stage.refresh()
+                # consume() blocks synchronously: give the loop a turn so signal handlers
+                # (SIGTERM → stop) and background tasks run even when no record arrives.
+                await asyncio.sleep(0)
         finally:
             try:
                 async with self.stage.lock:
