@@ -30,6 +30,14 @@ from tickcast.config import Settings
 from tickcast.errors import DependencyError
 
 EXPERIMENT = "tickcast-online"
+
+
+def experiment_name(settings: Settings) -> str:
+    """The checkpoint experiment of a namespace: demos and backtests never share production's."""
+    prefix = settings.topic_prefix.strip(".-_")
+    return f"{EXPERIMENT}-{prefix}" if prefix else EXPERIMENT
+
+
 KIND_TAG = "tickcast.kind"
 KIND = "online-checkpoint"
 _seq = itertools.count(1)
@@ -77,7 +85,7 @@ def save_checkpoint(
     challengers: list[OnlineChallenger],
     *,
     state: Any = None,
-    experiment: str = EXPERIMENT,
+    experiment: str | None = None,
     extra_tags: dict[str, str] | None = None,
 ) -> str:
     """Log ``challengers`` (and ``state``) as one finished MLflow run; returns its run id."""
@@ -88,7 +96,9 @@ def save_checkpoint(
         tags[f"version.{c.name}"] = c.version
     try:
         client = _client(settings)
-        exp_id = _experiment_id(client, settings, experiment, create=True)
+        exp_id = _experiment_id(
+            client, settings, experiment or experiment_name(settings), create=True
+        )
         run = client.create_run(exp_id, tags=tags, run_name=f"checkpoint-{last_ts}")
     except Exception as exc:
         raise DependencyError("mlflow", f"cannot start a checkpoint run: {exc}") from exc
@@ -123,10 +133,12 @@ def save_checkpoint(
     return run_id
 
 
-def _latest_run(settings: Settings, experiment: str) -> Any | None:
+def _latest_run(settings: Settings, experiment: str | None) -> Any | None:
     try:
         client = _client(settings)
-        exp_id = _experiment_id(client, settings, experiment, create=False)
+        exp_id = _experiment_id(
+            client, settings, experiment or experiment_name(settings), create=False
+        )
         if exp_id is None:
             return None
         runs = client.search_runs(
@@ -140,13 +152,13 @@ def _latest_run(settings: Settings, experiment: str) -> Any | None:
     return runs[0] if runs else None
 
 
-def latest_checkpoint_id(settings: Settings, experiment: str = EXPERIMENT) -> str | None:
+def latest_checkpoint_id(settings: Settings, experiment: str | None = None) -> str | None:
     """Run id of the newest finished checkpoint, or None when there is none."""
     run = _latest_run(settings, experiment)
     return None if run is None else str(run.info.run_id)
 
 
-def restore_checkpoint(settings: Settings, experiment: str = EXPERIMENT) -> Checkpoint | None:
+def restore_checkpoint(settings: Settings, experiment: str | None = None) -> Checkpoint | None:
     """Load the newest finished checkpoint (None when the experiment has none)."""
     run = _latest_run(settings, experiment)
     if run is None:
@@ -171,7 +183,7 @@ def restore_checkpoint(settings: Settings, experiment: str = EXPERIMENT) -> Chec
     return Checkpoint(run_id, challengers, state, dict(run.data.tags))
 
 
-def restore(settings: Settings, experiment: str = EXPERIMENT) -> list[OnlineChallenger]:
+def restore(settings: Settings, experiment: str | None = None) -> list[OnlineChallenger]:
     """The challengers of the newest checkpoint ([] when there is none yet)."""
     checkpoint = restore_checkpoint(settings, experiment)
     return [] if checkpoint is None else checkpoint.challengers

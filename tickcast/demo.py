@@ -147,6 +147,38 @@ def predictions_table(settings: Settings, symbols: list[str]) -> Table:
     return table
 
 
+def learner_table(settings: Settings) -> Table:
+    """What the learner published: online metrics per model and the test's verdict."""
+    import orjson
+
+    client = redis.Redis.from_url(settings.redis_url)
+    raw_metrics = client.get(f"{settings.redis_key_prefix}model-metrics")
+    raw_test = client.get(f"{settings.redis_key_prefix}model-test")
+    metrics = orjson.loads(raw_metrics) if isinstance(raw_metrics, bytes) else {}
+    test = orjson.loads(raw_test) if isinstance(raw_test, bytes) else {}
+    decision = test.get("last_decision") or {}
+    verdict = (
+        f"champion {test.get('champion')}; last decision: "
+        f"{'PROMOTE' if decision.get('promote') else 'keep'} "
+        f"({decision.get('reason', 'no test yet')}, p={decision.get('p_value', float('nan')):.3g}, "
+        f"n={decision.get('n', 0)})"
+    )
+    table = Table(
+        title=f"online evaluation by the learner (rolling window of recent outcomes) — {verdict}"
+    )
+    for column in ("model:version", "role", "outcomes seen", "accuracy", "log loss"):
+        table.add_column(column)
+    for key, row in sorted(metrics.get("models", {}).items()):
+        table.add_row(
+            key,
+            str(row.get("role", "")),
+            str(row.get("n_total", "")),
+            f"{row.get('accuracy', float('nan')):.3f}",
+            f"{row.get('log_loss', float('nan')):.3f}",
+        )
+    return table
+
+
 def history(demo: Settings, console: Console, held_out_ms: int) -> None:
     """Example ClickHouse queries over what the sink stored, with their answers."""
     from sinks.history import accuracy_by_model_day, open_reader
@@ -274,6 +306,8 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         demo, ["worker", "--metrics-port", str(metrics_port)], logs / "demo-worker.log"
     ).start()
     sink = ServiceProcess(demo, ["sink", "run"], logs / "demo-sink.log").start()
+    learner_args = ["learner", "run", "--checkpoint-every", "15", "--min-samples", "200"]
+    learner = ServiceProcess(demo, learner_args, logs / "demo-learner.log").start()
     try:
         with Progress(console=console) as progress:
             task = progress.add_task("replay → Kafka ticks", total=len(frame))
@@ -283,6 +317,9 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         processed = wait_for_groups(demo, {demo.consumer_group: demo.topic("ticks")}, 900, alive)
         sink_group = f"{demo.consumer_group}-clickhouse-sink"
         wait_for_groups(demo, {sink_group: demo.topic("outcomes")}, 300, alive)
+        learner_group = f"{demo.consumer_group}-learner"
+        with console.status("River challengers learning from the outcomes…"):
+            wait_for_groups(demo, {learner_group: demo.topic("outcomes")}, 600, learner.running)
         figures = {
             "bars": len(frame),
             "symbols": n_symbols,
@@ -298,6 +335,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
             features_table(demo, sample, ["rsi_14", "macd_12_26_9", "bb_pctb_20_2", "atr_14"])
         )
         console.print(predictions_table(demo, sample))
+        console.print(learner_table(demo))
         console.rule("3. history and operations")
         history(demo, console, held_out_ms)
         from monitoring.summary import print_summary
@@ -310,6 +348,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         raise
     finally:
         worker.stop()
+        learner.stop()
     console.print(f"read any symbol by name: tickcast features {keep[0]} --namespace demo")
     console.print(f"logs: {logs}/demo-*.log")
     console.print(

@@ -139,3 +139,11 @@ def test_live_state_is_the_json_the_api_reads() -> None:
     assert set(decoded) == {
         "updated_at", "champion", "cooldown_until", "policy", "pairs", "last_decision",
     }  # fmt: skip
+
+
+def test_checkpoint_experiments_are_per_namespace() -> None:
+    from online_learning.checkpoint import EXPERIMENT, experiment_name
+
+    assert experiment_name(Settings()) == EXPERIMENT
+    assert experiment_name(Settings(topic_prefix="demo.")) == f"{EXPERIMENT}-demo"
+    assert experiment_name(Settings(topic_prefix="bt-1.")) != experiment_name(Settings())
