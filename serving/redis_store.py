@@ -41,6 +41,14 @@ log = structlog.get_logger("serving.redis_store")
 _MISSING = object()
 
 
+def _export_hit_rate(hits: int, lookups: int) -> None:
+    """``feature_cache_hit_rate``: share of feature look-ups served from the in-process cache."""
+    from monitoring.metrics import get_metrics
+
+    if lookups:
+        get_metrics().feature_cache_hit_rate.set(hits / lookups)
+
+
 class TtlCache:
     """Values kept ``ttl_s`` seconds (monotonic clock), at most ``max_entries`` of them.
 
@@ -231,8 +239,12 @@ class RedisLatestStore:
         feature_set_version: str | None = None,
         clock: Callable[[], float] = time.time,
         owned: bool = False,
+        on_feature_lookups: Callable[[int, int], None] | None = None,
     ) -> None:
         self._redis: Any = redis
+        self._on_feature_lookups = on_feature_lookups
+        self.feature_lookups = 0
+        self.feature_hits = 0
         self.prefix = prefix
         self.cache = TtlCache(ttl_s)
         if feature_names is None or feature_set_version is None:
@@ -253,6 +265,7 @@ class RedisLatestStore:
             prefix=settings.redis_key_prefix,
             ttl_s=settings.api_cache_ttl_s,
             owned=True,
+            on_feature_lookups=_export_hit_rate,
         )
 
     def prediction_key(self, symbol: str, role: str = "champion") -> str:
@@ -300,6 +313,10 @@ class RedisLatestStore:
                 )
                 self.cache.put(self.feature_key(symbol), record)
                 out[symbol] = record
+        self.feature_lookups += len(symbols)
+        self.feature_hits += len(symbols) - len(missing)
+        if self._on_feature_lookups is not None:
+            self._on_feature_lookups(self.feature_hits, self.feature_lookups)
         return out
 
     async def ping(self) -> bool:

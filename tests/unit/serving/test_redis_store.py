@@ -235,3 +235,18 @@ async def test_default_app_serves_the_worker_layout_with_ab_arms(
     runtime = default_api.app.state.runtime
     assert runtime.ab_counter.counts["champion"] >= 3
     assert runtime.ab_counter.counts["challenger"] >= 3
+
+
+async def test_feature_cache_hit_rate_is_reported(redis_server: RedisServer) -> None:
+    from serving.redis_store import blob_client
+
+    seen: list[tuple[int, int]] = []
+    settings = make_settings(redis_server.url)
+    store = RedisLatestStore(
+        blob_client(settings), prefix="hitrate:", ttl_s=60, owned=True,
+        on_feature_lookups=lambda hits, total: seen.append((hits, total)),
+    )  # fmt: skip
+    await store.get_features(["AAPL", "MSFT"])  # both from Redis
+    await store.get_features(["AAPL", "IBM"])  # AAPL cached
+    await store.close()
+    assert seen == [(0, 2), (1, 4)]
