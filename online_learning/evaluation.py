@@ -8,7 +8,8 @@ day. Its :meth:`~OnlineEvaluator.snapshot` gives, over the window:
 * ``accuracy`` — share of hits; ``log_loss`` — mean loss (nats);
 * ``ic`` — Spearman correlation of ``prob_up - 0.5`` with the realized return;
 * ``sharpe`` — annualised Sharpe of the strategy returns (``periods_per_year`` per
-  outcome), ``max_drawdown`` and ``var_95`` (positive losses) — computed with
+  outcome; inferred from the bars' spacing unless given: 252 for daily bars, 252 × 390 for
+  one-minute bars), ``max_drawdown`` and ``var_95`` (positive losses) — computed with
   :mod:`backtesting.metrics` on simple returns ``expm1(strategy_return)``;
 * ``daily_pnl_usd`` — ``notional_usd · Σ expm1(strategy_return)`` of outcomes realized on
   the current UTC day of event time (it resets when the first outcome of a new day arrives).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,7 +126,7 @@ class OnlineEvaluator:
         window: int = 1000,
         *,
         max_age_ms: int | None = None,
-        periods_per_year: float = 252 * 390,
+        periods_per_year: float | None = None,
         notional_usd: float = 10_000.0,
         max_models: int = 32,
     ) -> None:
@@ -137,6 +139,22 @@ class OnlineEvaluator:
         self.max_models = max_models
         self.models: dict[ModelKey, ModelWindow] = {}
         self._evicted: set[ModelKey] = set()
+        self._bar_ms: deque[float] = deque(maxlen=256)
+
+    def annualisation(self) -> float:
+        """Periods per year: as given, else inferred from the bar spacing of the outcomes.
+
+        A bar of 12 h or more counts as a trading day (252 a year); shorter bars are fitted
+        into a 6.5 h session (e.g. 252 × 390 for one-minute bars).
+        """
+        if self.periods_per_year is not None:
+            return self.periods_per_year
+        if not self._bar_ms:
+            return 252 * 390
+        bar_ms = statistics.median(self._bar_ms)
+        if bar_ms >= 12 * 3_600_000:
+            return 252.0
+        return 252 * 23_400_000 / max(bar_ms, 1.0)
 
     def update(self, outcomes: list[dict[str, Any]]) -> int:
         """Add a batch of outcomes; returns how many were used."""
@@ -148,6 +166,10 @@ class OnlineEvaluator:
                 win = self.models[key] = ModelWindow(self.window)
                 self._evicted.discard(key)
             before = win.n_total
+            span = int(outcome.get("realized_ts", 0)) - int(outcome.get("ts", 0))
+            horizon = int(outcome.get("horizon", 1) or 1)
+            if span > 0:
+                self._bar_ms.append(span / horizon)
             win.add(outcome, self.notional_usd)
             used += win.n_total - before
         if self.max_age_ms is not None and self.models:
@@ -170,7 +192,7 @@ class OnlineEvaluator:
             row: dict[str, Any] = {"model": name, "version": version, "role": win.role,
                                    "n_total": win.n_total, "last_ts": win.last_ts,
                                    "daily_pnl_usd": win.day_pnl}  # fmt: skip
-            row.update(win.summary(self.periods_per_year))
+            row.update(win.summary(self.annualisation()))
             out[f"{name}:{version}"] = row
         return out
 

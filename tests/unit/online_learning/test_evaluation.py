@@ -95,3 +95,20 @@ def test_non_finite_outcomes_are_skipped() -> None:
     bad = paired_outcomes(4, 3, 0.5, 0.5)[:3]
     bad[0]["loss"] = float("nan")
     assert ev.update(bad) == 2
+
+
+def test_annualisation_follows_the_bar_spacing() -> None:
+    from online_learning.evaluation import OnlineEvaluator
+
+    def outcome(ts: int, bar_ms: int, horizon: int = 1) -> dict[str, object]:
+        return {"model_name": "m", "model_version": "1", "role": "CHAMPION", "symbol": "A",
+                "ts": ts, "realized_ts": ts + horizon * bar_ms, "horizon": horizon,
+                "prob_up": 0.6, "realized_return": 0.01, "hit": True, "loss": 0.5,
+                "strategy_return": 0.01}  # fmt: skip
+
+    daily, minute = OnlineEvaluator(), OnlineEvaluator()
+    daily.update([outcome(i * 86_400_000, 86_400_000, horizon=1 + i % 5) for i in range(50)])
+    minute.update([outcome(i * 60_000, 60_000) for i in range(50)])
+    assert daily.annualisation() == 252.0
+    assert minute.annualisation() == 252 * 390
+    assert OnlineEvaluator(periods_per_year=12.0).annualisation() == 12.0
