@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,7 @@ async def test_swap_between_batches_scores_every_record_exactly_once(store: Sett
     promoted = asyncio.ensure_future(asyncio.to_thread(promote, stage.settings, "tc-swap", 2,
                                                        "test"))  # fmt: skip
     records = _raw(_bars(5, 200))
-    for batch in _batches(records, 10):
+    for batch in _batches(records[:500], 10):  # keep the rest for after the swap
         out = stream.batch(batch)
         result = stage.process(out, now_ms=1)
         features += out.features
@@ -256,10 +257,11 @@ async def test_swap_between_batches_scores_every_record_exactly_once(store: Sett
         if promoted.done() and stage.describe()["tc-swap"]["champion"] == "tc-swap:2":
             break
     await promoted
-    for _ in range(500):  # let the background poll land, then a few more batches
-        if stage.describe()["tc-swap"]["champion"] == "tc-swap:2":
-            break
-        await asyncio.sleep(0.01)
+    # let the background poll (an MLflow load in a thread) land, however busy the machine
+    deadline = time.monotonic() + 120
+    while stage.describe()["tc-swap"]["champion"] != "tc-swap:2":
+        assert time.monotonic() < deadline, "the promoted model never reached the stage"
+        await asyncio.sleep(0.05)
         await stage.refresh()
     rest = records[len(features) :]
     for batch in _batches(rest[:50], 10):
