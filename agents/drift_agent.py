@@ -65,9 +65,10 @@ def load_registry_reference(
             version = max(
                 client.search_model_versions(f"name = '{model_name}'"), key=lambda v: int(v.version)
             )
-        mlflow.set_tracking_uri(settings.mlflow_uri)
         path = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT
+            run_id=version.run_id,
+            artifact_path=REFERENCE_ARTIFACT,
+            tracking_uri=settings.mlflow_uri,
         )
         return parse_reference(json.loads(Path(path).read_text())), str(version.version)
     except Exception as exc:  # no MLflow, no model, no artifact: fall back to the stream

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -89,6 +90,10 @@ class PyfuncWrapper(PythonModel):
         return self.packaged.predict_proba(matrix)
 
 
+#: Guards MLflow's process-global tracking/registry URIs (re-entrant: blocks may nest).
+_GLOBAL_URIS = threading.RLock()
+
+
 def _is_local(settings: Settings) -> bool:
     return urlparse(settings.mlflow_uri).scheme in {"", "sqlite", "file"}
 
@@ -97,6 +102,9 @@ def _is_local(settings: Settings) -> bool:
 def _mlflow(settings: Settings) -> Iterator[Any]:
     """The MLflow client for ``settings``; fluent calls use the same URIs inside the block.
 
+    MLflow's fluent API (start_run, log_model) reads process-global URIs, so blocks are
+    serialised by a lock: without it, a block in one thread (e.g. a model poll) restored the
+    default URI under another thread's run, which then wrote to ./mlflow.db.
     Connection and store failures become :class:`DependencyError`.
     """
     from mlflow.exceptions import MlflowException
@@ -107,20 +115,21 @@ def _mlflow(settings: Settings) -> Iterator[Any]:
 
         prepare(settings)
     uri = settings.mlflow_uri
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
-    except MlflowException as exc:
-        if _missing(exc):
-            raise ModelError(str(exc).splitlines()[0]) from exc
-        raise DependencyError("mlflow", str(exc).splitlines()[0][:300], uri) from exc
-    except OSError as exc:
-        raise DependencyError("mlflow", str(exc)[:300], uri) from exc
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    with _GLOBAL_URIS:
+        previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+        except MlflowException as exc:
+            if _missing(exc):
+                raise ModelError(str(exc).splitlines()[0]) from exc
+            raise DependencyError("mlflow", str(exc).splitlines()[0][:300], uri) from exc
+        except OSError as exc:
+            raise DependencyError("mlflow", str(exc)[:300], uri) from exc
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
 
 
 def _missing(exc: Exception) -> bool:
