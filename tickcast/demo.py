@@ -114,11 +114,15 @@ def features_table(settings: Settings, symbols: list[str], names: list[str]) -> 
     for symbol in symbols:
         table.add_column(symbol, justify="right")
     raw = client.mget([f"{settings.redis_key_prefix}features:{s}" for s in symbols])
-    blobs = [decode_blob(payload) for payload in raw if isinstance(payload, bytes)]
+    # one column per symbol, even when a symbol has no blob (its cells say so)
+    blobs = [decode_blob(p) if isinstance(p, bytes) else None for p in raw]
     index = {name: i for i, name in enumerate(fs.names)}
-    table.add_row("event time", *[str(pd.Timestamp(b.event_ts_ms, unit="ms")) for b in blobs])
+    table.add_row(
+        "event time",
+        *[str(pd.Timestamp(b.event_ts_ms, unit="ms")) if b else "none" for b in blobs],
+    )
     for name in names:
-        table.add_row(name, *[f"{b.values[index[name]]:.4g}" for b in blobs])
+        table.add_row(name, *[f"{b.values[index[name]]:.4g}" if b else "—" for b in blobs])
     return table
 
 
