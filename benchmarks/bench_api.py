@@ -13,7 +13,10 @@ a separate process (aiohttp):
 
 Bounded in count and time; loopback only. The last line printed is JSON.
 
-    .venv/bin/python benchmarks/bench_api.py --workers 1 --rate 2000 --duration 10
+    .venv/bin/python benchmarks/bench_api.py --workers 1 --rate 2000 --duration 10 [--compare]
+
+``--compare`` runs FastAPI's route, then the raw-ASGI fast path (``serving/fastpath.py``),
+in one run, and prints the ratios.
 """
 
 from __future__ import annotations
@@ -181,24 +184,8 @@ def run_client(url: str, token: str, *extra: str, timeout: float) -> dict[str, A
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--rate", type=float, default=2000.0)
-    parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--sat-duration", type=float, default=8.0)
-    parser.add_argument("--limit", type=int, default=200_000, help="Most requests per phase.")
-    parser.add_argument("--cache-ttl", type=float, default=0.25)
-    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", default="open", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--token", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.client:
-        client_main(args)
-        return
-
+def run_once(args: argparse.Namespace, fast_path: bool) -> dict[str, Any]:
+    """Start redis-server and the API (fast path on or off), load it, stop both."""
     import orjson
     import redis
 
@@ -218,6 +205,7 @@ def main() -> None:
         "TICKCAST_API_CACHE_TTL_S": str(args.cache_ttl),
         "TICKCAST_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        "TICKCAST_API_FAST_PATH": "true" if fast_path else "false",
     }
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -275,7 +263,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {
+    return {
         **opened,
         **closed,
         "target": "p99 <= 10 ms at 2000 rps offered",
@@ -288,9 +276,48 @@ def main() -> None:
             "Redis EVALSHA per request",
             "store_cache_ttl_s": args.cache_ttl, "cpus": os.cpu_count(),
             "generator": "aiohttp + uvloop, one separate process, same machine",
+            "route": "raw-ASGI fast path (serving/fastpath.py)" if fast_path
+            else "FastAPI routing + dependency injection",
         },
     }  # fmt: skip
-    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--sat-duration", type=float, default=8.0)
+    parser.add_argument("--limit", type=int, default=200_000, help="Most requests per phase.")
+    parser.add_argument("--cache-ttl", type=float, default=0.25)
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="FastAPI's route, not the fast path."
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help="Without, then with the fast path; ratios."
+    )
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="open", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
+
+    if not args.compare:
+        print(json.dumps(run_once(args, fast_path=not args.no_fast_path)))
+        return
+    # Both configurations in one run, one after the other (a shared machine is noisy).
+    slow = run_once(args, fast_path=False)
+    print(json.dumps(slow))
+    fast = run_once(args, fast_path=True)
+    ratios = {
+        "saturation_rps_ratio": round(fast["saturation_rps"] / slow["saturation_rps"], 2),
+        "p99_ratio_at_offered": round(fast["latency_ms_p99"] / slow["latency_ms_p99"], 3),
+    }
+    print(json.dumps({**fast, **ratios, "without_fast_path": slow}))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the scopes the endpoint declares through ``Security(..., scopes=[...])``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import structlog
@@ -83,10 +84,12 @@ async def enforce_limits(runtime: Runtime, limits: list[Limit]) -> None:
         raise RateLimited("rate limit exceeded", retry_after_s=decision.retry_after_s)
 
 
-async def get_principal(
-    security_scopes: SecurityScopes, token: TokenDep, runtime: RuntimeDep
-) -> Principal:
-    """The authenticated, rate-limited caller holding every scope the endpoint needs."""
+async def authorize(runtime: Runtime, token: str | None, scopes: Sequence[str]) -> Principal:
+    """The authenticated, rate-limited caller of ``token`` holding every one of ``scopes``.
+
+    Shared by the dependency below and the raw-ASGI fast path (:mod:`serving.fastpath`), so
+    both answer exactly alike: 401 (audited), 429 with Retry-After, 403 (audited).
+    """
     if not token:
         await runtime.audit.record("auth.invalid_token", "denied", reason="missing token")
         raise Unauthorized("missing bearer token", bare=True)
@@ -98,13 +101,20 @@ async def get_principal(
             "rate_limited", limit=f"sub:{principal.sub}", retry_after_s=decision.retry_after_s
         )
         raise RateLimited("rate limit exceeded", retry_after_s=decision.retry_after_s)
-    missing = sorted(set(security_scopes.scopes) - principal.scopes)
-    if missing:
+    if not principal.scopes.issuperset(scopes):
+        missing = sorted(set(scopes) - principal.scopes)
         await runtime.audit.record(
             "auth.forbidden", "denied", subject=principal.sub, missing=" ".join(missing)
         )
-        raise Forbidden(f"missing scope: {' '.join(missing)}", scopes=security_scopes.scopes)
+        raise Forbidden(f"missing scope: {' '.join(missing)}", scopes=list(scopes))
     return principal
+
+
+async def get_principal(
+    security_scopes: SecurityScopes, token: TokenDep, runtime: RuntimeDep
+) -> Principal:
+    """The authenticated, rate-limited caller holding every scope the endpoint needs."""
+    return await authorize(runtime, token, security_scopes.scopes)
 
 
 CurrentPrincipal = Annotated[Principal, Security(get_principal)]

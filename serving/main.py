@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from starlette.routing import Route
 
 from serving.clients import Clients, StoreFactory, build_clients, close_clients
+from serving.fastpath import LatestPredictionFastPath
 from serving.handlers import install_error_handlers
 from serving.middleware import (
     BodySizeLimitMiddleware,
@@ -82,6 +83,9 @@ def create_app(
         description="Latest predictions and features of tickcast. See docs/api.md.",
         lifespan=lifespan(settings, clients, store_factory, customize),
     )
+    # Added first, so innermost: the middleware below still runs around the fast path.
+    if settings.api_fast_path:
+        app.add_middleware(LatestPredictionFastPath)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware)

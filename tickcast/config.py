@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     api_cache_ttl_s: float = Field(
         0.25, ge=0, le=60, description="API in-process cache of Redis reads (0: off)."
     )
+    api_fast_path: bool = Field(
+        True, description="Answer latest-prediction look-ups on the raw-ASGI fast path."
+    )
     api_models: str = Field(
         "tickcast-direction-h1", description="Registered model names the API reports (comma)."
     )

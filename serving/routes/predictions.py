@@ -8,11 +8,13 @@ import structlog
 from fastapi import APIRouter, Path
 
 from online_learning.ab import Arm, assign
-from serving.deps import PredictionsReader, RuntimeDep, StoreDep
+from serving.deps import PredictionsReader, RuntimeDep
 from serving.errors import NotFound, ServiceUnavailable
 from serving.freshness import MalformedRecord, prediction_public
+from serving.runtime import Runtime
 from serving.schemas.common import PROTECTED, SYMBOL_PATTERN, error_responses
 from serving.schemas.predictions import PredictionPublic
+from serving.security.service import Principal
 from serving.store import Record
 
 router = APIRouter(prefix="/predictions", tags=["predictions"])
@@ -30,7 +32,7 @@ EXPERIMENT = "http-latest"
     responses=error_responses(*PROTECTED, 404),
 )
 async def latest_prediction(
-    symbol: SymbolPath, principal: PredictionsReader, store: StoreDep, runtime: RuntimeDep
+    symbol: SymbolPath, principal: PredictionsReader, runtime: RuntimeDep
 ) -> PredictionPublic:
     """The latest prediction for ``symbol`` with its age and staleness.
 
@@ -39,7 +41,14 @@ async def latest_prediction(
     the challenger's latest prediction when the worker wrote one, else the champion's with a
     ``note`` saying so.
     """
+    return await latest_answer(runtime, principal, symbol)
+
+
+async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> PredictionPublic:
+    """The answer of :func:`latest_prediction` for an authorised caller (also the fast path's,
+    :mod:`serving.fastpath`)."""
     settings = runtime.settings
+    store = runtime.store
     arm: Arm | None = None
     note: str | None = None
     record: Record | None = None
