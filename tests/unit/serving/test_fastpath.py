@@ -25,25 +25,21 @@ from serving.main import create_app
 from serving.routes import predictions
 from serving.store import InMemoryLatestStore
 from tests.unit.serving.conftest import PASSWORD, RedisServer, make_settings
+from tests.unit.serving.test_routes import NOW
+from tests.unit.serving.test_routes import prediction as base_prediction
 
-NOW = 1_700_000_000.0
 MEANINGFUL_HEADERS = ("content-type", "www-authenticate", "retry-after")
 
 
 def prediction(age_s: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "symbol": "AAPL",
-        "event_time": int((NOW - age_s) * 1000),
-        "model": "xgb-1m",
-        "version": "7",
-        "role": "champion",
-        "value": 0.0123,
+    """test_routes' record, with every optional field the answer carries."""
+    optional = {
         "expected_return": 1e-05,
         "horizon": 1,
         "feature_event_time": int((NOW - age_s - 1) * 1000),
         "correlation_id": "c-1",
-        **extra,
     }
+    return base_prediction(age_s, **{**optional, **extra})
 
 
 class Twin:
