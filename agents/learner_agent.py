@@ -13,6 +13,11 @@ wall time, and at shutdown): save challengers plus evaluation/test state as one 
 (:mod:`online_learning.checkpoint`), publish a CHECKPOINT model-event, flush the producer,
 and only then ack the events. At start the newest checkpoint is restored, so learning
 resumes where it stopped; the scoring pipeline loads the same checkpoints.
+
+With ``register_online`` a winning online challenger is frozen and registered as a new
+version of the champion's registered model before the promoter moves the alias to it
+(:mod:`online_learning.frozen`); the registration runs inside the batch that decided, so it
+blocks the learner for the second or two an MLflow model log takes, once per promotion.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from online_learning.promotion import (
     Promoter,
     PromotionController,
     PromotionPolicy,
+    Registrar,
     model_event,
 )
 from streams.codec import get_codec
@@ -67,14 +73,17 @@ class LearnerStage:
         checkpoint_interval_s: float = 60.0,
         save: Saver = save_checkpoint,
         load: Loader = restore_checkpoint,
+        register_online: bool = False,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.challengers = challengers if challengers is not None else default_challengers()
         self.evaluator = OnlineEvaluator()
+        self.registrar = self._registrar() if register_online else None
         self.controller = PromotionController(
-            ChampionChallengerTest(policy or PromotionPolicy()), promoter, self._publish_event
-        )
+            ChampionChallengerTest(policy or PromotionPolicy()), promoter, self._publish_event,
+            register=self.registrar,
+        )  # fmt: skip
         self.promoter = promoter
         self.feature_lookup = feature_lookup
         self.checkpoint_interval_s = checkpoint_interval_s
@@ -92,6 +101,15 @@ class LearnerStage:
         self.last_decision: Decision | None = None
 
     # --- state --------------------------------------------------------------------------------
+    def challenger(self, name: str) -> OnlineChallenger | None:
+        """The live learner called ``name`` (what a winning challenger key points at)."""
+        return next((c for c in self.challengers if c.name == name), None)
+
+    def _registrar(self) -> Registrar:
+        from online_learning.frozen import RegistryRegistrar
+
+        return RegistryRegistrar(self.settings, self.challenger, lambda: self.run_id)
+
     def state(self) -> dict[str, Any]:
         """What a checkpoint stores besides the challengers."""
         return {"evaluator": self.evaluator, "controller": self.controller,
@@ -108,6 +126,7 @@ class LearnerStage:
         controller = state.get("controller")
         if isinstance(controller, PromotionController):
             controller.promoter, controller.publish = self.promoter, self._publish_event
+            controller.register = self.registrar
             self.controller = controller
         self.offsets = dict(state.get("offsets", {}))
         self.watermark = int(state.get("watermark", 0))

@@ -18,6 +18,11 @@ models for the same bar carry the same label; a replay after a restart skips wha
 checkpoint already learned). Label: ``realized_return > 0`` (flat = down, as in
 ``training/labels.py``).
 
+Feature set: a challenger learns one feature-set version. Without one given, it takes the
+version of the first outcome it reads; outcomes of any other version are skipped
+(``feature_set_mismatch``), so its frozen copy can be registered against the stream's version
+(:mod:`online_learning.frozen`).
+
 Missing values: rows with a non-finite feature are **not learned** (``nan`` counter); at
 prediction time non-finite features are treated as missing — dropped from the River dict
 (trees route missing values, the linear model gets no contribution), i.e. imputed at the
@@ -101,22 +106,7 @@ class OnlineChallenger:
     def predict_proba_many(self, X: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
         """``P(up)`` for every row of ``X`` (n × k); a model that knows nothing gives 0.5."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
-        cols = self._names(X.shape[1], names)
-        if X.shape[0] == 0:
-            return np.empty(0)
-        if isinstance(self.model, compose.Pipeline) and _all_many(self.model):
-            frame = pd.DataFrame(X, columns=list(cols))
-            steps = list(self.model.steps.values())
-            for step in steps[:-1]:
-                frame = step.transform_many(frame)
-            frame = frame.replace([np.inf, -np.inf], np.nan).fillna(0.0)
-            proba = steps[-1].predict_proba_many(frame)
-            return proba[True].to_numpy(dtype=float) if True in proba else np.full(len(X), 0.5)
-        out = np.empty(X.shape[0])
-        for i, row in enumerate(X):
-            x = {c: v for c, v in zip(cols, row.tolist(), strict=True) if math.isfinite(v)}
-            out[i] = float(self.model.predict_proba_one(x).get(True, 0.5))
-        return out
+        return river_proba_many(self.model, X, self._names(X.shape[1], names))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``P(up)`` per row in the learned feature order (the scorer's ``Predictor`` call)."""
@@ -196,6 +186,8 @@ class OnlineChallenger:
             if self.feature_set_version and fsv and fsv != self.feature_set_version:
                 self._skip("feature_set_mismatch")
                 continue
+            if fsv and not self.feature_set_version:
+                self.feature_set_version = str(fsv)  # pinned: one learner, one feature set
             symbol = str(outcome["symbol"])
             if ts <= self.watermarks.get(symbol, -1):
                 continue  # already learned (another model's outcome, or a replay)
@@ -234,6 +226,33 @@ class OnlineChallenger:
             "skipped": dict(self.skipped),
             "model": type(self.model).__name__,
         }
+
+
+def river_proba_many(model: Any, X: np.ndarray, cols: Sequence[str]) -> np.ndarray:
+    """``P(up)`` of every row of ``X`` (n × len(cols)) by the River classifier ``model``.
+
+    The one prediction rule of the online learners, shared by the shadow scorer and the
+    frozen champion (:mod:`online_learning.frozen`), so a promoted learner scores exactly as
+    it did while it won. A pipeline whose steps all have batch methods goes through River's
+    ``transform_many``/``predict_proba_many`` (non-finite scaled values become 0, i.e. the
+    running mean); anything else is asked row by row with ``predict_proba_one`` on the
+    finite features only. A model that knows nothing gives 0.5.
+    """
+    if X.shape[0] == 0:
+        return np.empty(0)
+    if isinstance(model, compose.Pipeline) and _all_many(model):
+        frame = pd.DataFrame(X, columns=list(cols))
+        steps = list(model.steps.values())
+        for step in steps[:-1]:
+            frame = step.transform_many(frame)
+        frame = frame.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+        proba = steps[-1].predict_proba_many(frame)
+        return proba[True].to_numpy(dtype=float) if True in proba else np.full(len(X), 0.5)
+    out = np.empty(X.shape[0])
+    for i, row in enumerate(X):
+        x = {c: v for c, v in zip(cols, row.tolist(), strict=True) if math.isfinite(v)}
+        out[i] = float(model.predict_proba_one(x).get(True, 0.5))
+    return out
 
 
 def _all_many(pipeline: compose.Pipeline) -> bool:

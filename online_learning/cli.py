@@ -36,7 +36,9 @@ def run(
     cooldown_s: Annotated[float, typer.Option(help="Event-time pause after a change.")] = 3600.0,
     test: Annotated[str, typer.Option(help="dm, welch or both.")] = "dm",
     horizon: Annotated[int, typer.Option(help="Horizon (bars) learned and tested.")] = 1,
-    promote: Annotated[bool, typer.Option(help="Move the MLflow alias on a win.")] = True,
+    promote: Annotated[
+        bool, typer.Option(help="On a win, register an online learner and move the alias.")
+    ] = True,
 ) -> None:
     """Run the learner worker on the outcomes topic until SIGTERM/SIGINT."""
     from faust.worker import Worker
@@ -63,6 +65,7 @@ def run(
     app_, _ = build_learner_app(
         settings, get_metrics(), policy=policy, promoter=promoter,
         challengers=default_challengers(horizon=horizon), checkpoint_interval_s=checkpoint_every,
+        register_online=promoter is not None,
     )  # fmt: skip
     Worker(app_, loglevel="warn", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
@@ -99,16 +102,27 @@ def init(
 
 @app.command("promote")
 def promote_cmd(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    name: Annotated[str, typer.Argument(help="Registered model name, or an online learner's.")],
+    version: Annotated[str, typer.Argument(help="Version to make champion (or online-N).")],
     reason: Annotated[str, typer.Option(help="Why, in a sentence.")],
     actor: Annotated[str, typer.Option(help="Who decides.")],
+    into: Annotated[
+        str | None,
+        typer.Option(help="Registered model an online learner joins (default: by horizon)."),
+    ] = None,
 ) -> None:
-    """Promote a version by hand: move the alias and publish a PROMOTED model-event."""
+    """Promote a version by hand: move the alias and publish a PROMOTED model-event.
+
+    ``NAME online-N`` promotes an online learner: the one of that name in the newest
+    checkpoint is frozen and registered as a new version of ``--into`` (default
+    ``tickcast-direction-h<horizon>``), which becomes the champion.
+    """
+    from online_learning.frozen import RegistryRegistrar, checkpoint_lookup
     from online_learning.promotion import (
         ChampionChallengerTest,
         PromotionController,
         PromotionPolicy,
+        is_online,
         registry_promoter,
     )
     from sinks.kafka_producer import BatchProducer
@@ -121,9 +135,12 @@ def promote_cmd(
         ChampionChallengerTest(PromotionPolicy()),
         registry_promoter(settings),
         lambda event: producer.produce(
-            settings.topic("model-events"), name.encode(), codec.encode(event)
+            settings.topic("model-events"), str(event["model_name"]).encode(), codec.encode(event)
         ),
     )
+    if is_online(version):
+        lookup, run_id = checkpoint_lookup(settings)
+        controller.register = RegistryRegistrar(settings, lookup, lambda: run_id, target=into)
     event = controller.promote_by_hand(actor, version, reason, name=name)
     producer.flush()
     typer.echo(json.dumps(event, default=str))

@@ -20,6 +20,14 @@ it calls the injected ``promoter(name, version, reason)`` (the lead wires
 record (``schemas/avro/model_event.avsc``) with the numbers and inputs through the injected
 ``publish(event)``; manual :meth:`~PromotionController.promote_by_hand` and
 :meth:`~PromotionController.rollback` are recorded the same way.
+
+The registry only knows integer versions, so an online winner is first made one: the
+injected ``register(challenger, champion, reason)`` (:class:`Registrar`, see
+:class:`online_learning.frozen.RegistryRegistrar`) freezes the learner and registers it as a
+new version of the champion's registered model; the promoter then moves the alias to that
+version, the champion becomes that registered version, and the ModelEvent names it (the
+online name and version go in its ``inputs``). Without a registrar an online version reaches
+the promoter as it is (the registry promoter refuses it: ``not_registered``).
 """
 
 from __future__ import annotations
@@ -62,9 +70,30 @@ class ModelRef:
         return f"{self.name}:{self.version}"
 
 
+def is_online(version: str) -> bool:
+    """Whether ``version`` is an online learner's (``online-<n_learned>``), not a registered one."""
+    return version.startswith("online-")
+
+
 def challenger_key(name: str, version: str) -> str:
     """Name for online learners (``online-*`` versions), else ``name:version``."""
-    return name if version.startswith("online-") else f"{name}:{version}"
+    return name if is_online(version) else f"{name}:{version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What a :data:`Registrar` made of an online challenger.
+
+    ``model`` is the registered version that will be promoted; ``inputs`` (online name and
+    version, run id, where the reference came from, ...) go into the ModelEvent.
+    """
+
+    model: ModelRef
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+Registrar = Callable[[ModelRef, ModelRef | None, str], Registered]
+"""``register(online challenger, champion or None, reason)``: a registered version of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,30 +317,46 @@ class PromotionController:
         *,
         actor: str = AUTO_ACTOR,
         history: int = 16,
+        register: Registrar | None = None,
     ) -> None:
         self.test = test
         self.promoter = promoter
         self.publish = publish
+        self.register = register
         self.actor = actor
         self.history: deque[ModelRef] = deque(maxlen=history)
         self.events: deque[dict[str, Any]] = deque(maxlen=256)  # recent, for the API
 
     def __getstate__(self) -> dict[str, Any]:  # callables are wired again after a restore
-        return {**self.__dict__, "promoter": None, "publish": None}
+        return {**self.__dict__, "promoter": None, "publish": None, "register": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"register": None, **state})  # checkpoints from before registrars
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         if self.publish is not None:
             self.publish(event)
 
-    def _change(self, new: ModelRef, reason: str, ts: int) -> None:
+    def _change(self, new: ModelRef, reason: str, ts: int, inputs: dict[str, str]) -> ModelRef:
+        """Make ``new`` the champion; returns the model that is now the champion.
+
+        An online ``new`` is registered first when a registrar is wired (its lineage is added
+        to ``inputs`` before the alias moves, so a failed move still says what was registered).
+        """
+        old = self.test.champion
+        if self.register is not None and is_online(new.version):
+            made = self.register(new, old, reason)
+            inputs.update({"online_name": new.name, "online_version": new.version,
+                           "registered_version": made.model.version, **made.inputs})  # fmt: skip
+            new = made.model
         if self.promoter is not None:
             self.promoter(new.name, new.version, reason)
-        old = self.test.champion
         if old is not None and old != new:
             self.history.append(old)
         self.test.set_champion(new, self.test.last_ts)
         self.test.cooldown_until = ts + int(self.test.policy.cooldown_s * 1000)
+        return new
 
     def step(self, now_ts: int, correlation_id: str | None = None) -> Decision:
         """Take one decision at event time ``now_ts`` and apply it."""
@@ -322,18 +367,19 @@ class PromotionController:
         old = d.champion
         event_type, role = ("PROMOTED", "CHAMPION") if d.promote else ("REJECTED", "CHALLENGER")
         reason = d.reason
+        inputs = {**d.inputs, "champion": str(old)}
+        subject = challenger
         if d.promote:
             try:
-                self._change(challenger, d.reason, now_ts)
-            except Exception as exc:  # registry down: keep the champion, say why
+                subject = self._change(challenger, d.reason, now_ts, inputs)
+            except Exception as exc:  # registry down, or not registrable: keep the champion
                 reason = f"promotion failed: {type(exc).__name__}: {exc}"
                 event_type, role = "REJECTED", "CHALLENGER"
                 d = Decision(False, challenger, old, d.p_value, d.statistic, d.effect, d.n,
                              reason, d.inputs, d.statistics, True)  # fmt: skip
-        self._emit(model_event(event_type, challenger, from_version=old.version if old else None,
+        self._emit(model_event(event_type, subject, from_version=old.version if old else None,
                                role=role, reason=reason, actor=self.actor, ts=now_ts,
-                               statistics=d.statistics,
-                               inputs={**d.inputs, "champion": str(old)},
+                               statistics=d.statistics, inputs=inputs,
                                correlation_id=correlation_id))  # fmt: skip
         return d
 
@@ -352,10 +398,11 @@ class PromotionController:
         new, ts = ModelRef(model_name, version), self._manual_ts(now_ts)
         if new == old:
             raise PromotionError("already_champion", f"{new} is already the champion")
-        self._change(new, reason, ts)
+        inputs = {"manual": "true", "champion": str(old)}
+        new = self._change(new, reason, ts, inputs)
         event = model_event("PROMOTED", new, from_version=old.version if old else None,
                             role="CHAMPION", reason=reason, actor=actor, ts=ts,
-                            inputs={"manual": "true", "champion": str(old)})  # fmt: skip
+                            inputs=inputs)  # fmt: skip
         self._emit(event)
         return event
 
@@ -365,7 +412,9 @@ class PromotionController:
         if not self.history or old is None:
             raise PromotionError("no_history", "no earlier champion to roll back to")
         previous, ts = self.history[-1], self._manual_ts(now_ts)
-        self._change(previous, reason, ts)  # pushes the withdrawn champion on success
+        if previous == old:  # the outcomes moved the champion back (the scorer had not swapped)
+            raise PromotionError("already_champion", f"{old} is already the champion")
+        self._change(previous, reason, ts, {})  # pushes the withdrawn champion on success
         self.history.pop()  # a rollback forgets the withdrawn champion ...
         self.history.pop()  # ... and the restored one is the champion again
         event = model_event("ROLLED_BACK", previous, from_version=old.version, role="CHAMPION",
@@ -379,8 +428,9 @@ def registry_promoter(settings: Settings) -> Promoter:
     """``promoter(name, version, reason)`` calling ``training.registry.promote``.
 
     Registered versions are integers; an online challenger (``online-*``) must first be
-    registered as a model version, else the promoter raises and the controller records a
-    REJECTED event saying so (the champion stays).
+    registered as a model version (the controller's ``register``, see
+    :class:`online_learning.frozen.RegistryRegistrar`), else the promoter raises and the
+    controller records a REJECTED event saying so (the champion stays).
     """
     try:
         from training import registry  # written by another engineer; may not exist yet

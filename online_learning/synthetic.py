@@ -37,6 +37,7 @@ def paired_outcomes(
     chall_skill: float,
     *,
     challenger: tuple[str, str] = ("river-logreg", "online-10"),
+    champion: tuple[str, str] = ("champ", "1"),
     symbols: int = 5,
     cost_bps: float = 0.0,
 ) -> list[dict[str, Any]]:
@@ -50,7 +51,7 @@ def paired_outcomes(
     sign = np.sign(r)
     out: list[dict[str, Any]] = []
     for skill, (name, version, role) in (
-        (champ_skill, ("champ", "1", "CHAMPION")),
+        (champ_skill, (*champion, "CHAMPION")),
         (chall_skill, (*challenger, "CHALLENGER")),
     ):
         p = 1.0 / (1.0 + np.exp(-(skill * sign + rng.normal(0.0, 1.0, n))))

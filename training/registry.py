@@ -39,6 +39,7 @@ from mlflow.pyfunc import PythonModel
 from tickcast.config import Settings
 from tickcast.errors import DependencyError, ModelError
 from training.champion import PackagedModel, ScoringModel
+from training.compiled_trees import cache_dir
 from training.reference import ReferenceDistributions
 
 EXPERIMENT = "tickcast-training"
@@ -212,11 +213,13 @@ def register(
     settings: Settings,
     role: Role = "auto",
     sample: np.ndarray | None = None,
+    requirements: Sequence[str] = (),
 ) -> RegisteredModel:
     """Log ``model`` as an MLflow run and register it as a new version of ``name``.
 
     ``role="auto"``: champion when ``name`` has no champion yet, else challenger.
     ``sample`` (rows × features) feeds the signature; zeros are used without it.
+    ``requirements`` are pip requirements the model needs beyond the stock ones (e.g. River).
     """
     from mlflow.models import infer_signature
 
@@ -276,7 +279,7 @@ def register(
                     python_model=PyfuncWrapper(model),
                     artifacts={"reference": str(ref_path)},
                     signature=signature,
-                    pip_requirements=_requirements(),
+                    pip_requirements=[*_requirements(), *requirements],
                     registered_model_name=name,
                 )
             run_id = info.run_id
@@ -357,6 +360,14 @@ def watch_aliases(settings: Settings, name: str) -> tuple[int | None, tuple[int,
     return champ, tuple(chall)
 
 
+def set_version_tags(settings: Settings, name: str, version: int, tags: Mapping[str, str]) -> None:
+    """Add ``tags`` to a registered version (values cut to 5000 characters)."""
+    with _mlflow(settings) as client:
+        client.get_model_version(name, str(version))  # ModelError when it does not exist
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+
+
 def set_alias(settings: Settings, name: str, alias: str, version: int) -> None:
     """Point ``alias`` of ``name`` at ``version`` (no role tags change; see :func:`promote`)."""
     with _mlflow(settings) as client:
@@ -411,6 +422,7 @@ def load_scoring_model(
     packaged = getattr(wrapper, "packaged", None)
     if not isinstance(packaged, PackagedModel):
         raise ModelError(f"{name} v{version} is not a tickcast model (got {type(wrapper)})")
+    packaged.prepare(compiled_dir=cache_dir(settings.data_dir))  # LightGBM: compiled, cached
     return ScoringModel.from_packaged(
         packaged,
         name=name,
