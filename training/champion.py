@@ -8,6 +8,8 @@ return). Its :meth:`PackagedModel.predict_proba` takes a plain 2-D float array i
 order and scores it in ONE call on the library's fast path: XGBoost
 ``Booster.inplace_predict`` and LightGBM ``Booster.predict`` on the whole matrix (no
 DataFrame, no per-row work); any other model goes through its own ``predict_proba``.
+:meth:`PackagedModel.prepare` (called when the registry loads a model) may swap LightGBM's
+path for the forest compiled by ``lleaves`` (:mod:`training.compiled_trees`), 6x faster.
 
 :class:`ScoringModel` is a registered version of such a model (name, version, role, and the
 training reference distributions for the drift check), as :mod:`agents.scoring` consumes it.
@@ -15,15 +17,21 @@ training reference distributions for the drift check), as :mod:`agents.scoring` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import structlog
 
 from tickcast.errors import ModelError
+from training import compiled_trees
 from training.reference import ReferenceDistributions
+
+log = structlog.get_logger(__name__)
 
 
 class Predictor(Protocol):
@@ -35,7 +43,12 @@ class Predictor(Protocol):
 
 
 def _fast_path(model: Any) -> tuple[str, Any]:
-    """(``"xgboost"`` | ``"lightgbm"`` | ``"constant"`` | ``"generic"``, native object)."""
+    """(``"xgboost"`` | ``"lightgbm"`` | ``"constant"`` | ``"generic"``, native object).
+
+    LightGBM's ``Booster.predict`` keeps its defaults (the ``num_threads`` of training, 2;
+    float64 C-order input, which it reads without a copy): no predict parameter changed
+    its cost per CPU-second, see :mod:`training.compiled_trees` for the measurements.
+    """
     constant = getattr(model, "_constant", None)
     if constant is not None:
         return "constant", float(constant)
@@ -46,6 +59,36 @@ def _fast_path(model: Any) -> tuple[str, Any]:
     if kind == "LGBMClassifier":
         return "lightgbm", estimator.booster_
     return "generic", model
+
+
+def _compiled_lightgbm(booster: Any, directory: Path) -> tuple[str, Any] | None:
+    """(``"lleaves"``, compiled forest), or ``None`` (logged) when it cannot be used.
+
+    A missing ``lleaves``, an LLVM error or a forest that disagrees with ``Booster.predict``
+    on the probe rows all leave the model on ``Booster.predict``: slower, never wrong.
+    """
+    began = time.perf_counter()
+    try:
+        compiled = compiled_trees.compile_lightgbm(booster, directory)
+        deviation = compiled_trees.max_deviation(compiled, booster)
+    except Exception as exc:  # any compiler failure must leave scoring on the library path
+        log.warning("lightgbm_compile_failed", error=repr(exc)[:500], fallback="Booster.predict")
+        return None
+    if not deviation <= compiled_trees.TOLERANCE:
+        log.warning(
+            "lightgbm_compiled_mismatch",
+            max_deviation=deviation,
+            tolerance=compiled_trees.TOLERANCE,
+            fallback="Booster.predict",
+        )
+        return None
+    log.info(
+        "lightgbm_compiled",
+        seconds=round(time.perf_counter() - began, 3),
+        max_deviation=deviation,
+        cache_dir=str(directory),
+    )
+    return "lleaves", compiled
 
 
 @dataclass
@@ -83,6 +126,29 @@ class PackagedModel:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    def prepare(self, compiled_dir: Path | None = None) -> str:
+        """Choose the scoring path now (at model load, not on the first batch); its name.
+
+        With ``compiled_dir`` (``<data_dir>/compiled-models``, see
+        :func:`training.compiled_trees.cache_dir`) a LightGBM model is compiled there, or
+        loaded from a previous compile of the same model, and scores through ``lleaves``;
+        without it, or when compiling fails, it stays on ``Booster.predict``. Compiling is
+        opt-in because it costs seconds: worth it for a model that scores a stream, not for
+        a one-off prediction on a freshly fitted model.
+        """
+        native = _fast_path(self.model)
+        if compiled_dir is not None and native[0] == "lightgbm":
+            native = _compiled_lightgbm(native[1], Path(compiled_dir)) or native
+        self._native = native
+        return native[0]
+
+    @property
+    def scoring_path(self) -> str:
+        """``xgboost`` | ``lightgbm`` | ``lleaves`` | ``constant`` | ``generic``."""
+        if self._native is None:
+            self._native = _fast_path(self.model)
+        return self._native[0]
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(up) of every row of ``X`` (rows × features, feature order), one library call."""
         matrix = np.asarray(X)
@@ -100,6 +166,8 @@ class PackagedModel:
             return np.empty(0)
         if path == "xgboost":
             proba = native.inplace_predict(matrix)
+        elif path == "lleaves":
+            proba = compiled_trees.predict(native, matrix)
         elif path == "lightgbm":
             proba = native.predict(matrix)
         else:
