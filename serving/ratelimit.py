@@ -21,47 +21,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-# KEYS: per limit i, the current then the previous window's counter.
-# ARGV: now_ms, then per limit i: limit, window_ms.
-# Returns {1, remaining} when counted, {0, retry_after_ms} when refused.
-_SCRIPT = """
-local now = tonumber(ARGV[1])
-local n = #KEYS / 2
-local retry = 0
-local remaining = -1
-for i = 1, n do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
-  local elapsed = now % window
-  local curr = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-  local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  local estimate = prev * (window - elapsed) / window + curr
-  if estimate + 1 > limit then
-    local wait
-    if curr + 1 > limit then
-      -- not before the next window, where this window's count is weighted down
-      wait = (window - elapsed) + window * math.max(0, 1 - (limit - 1) / curr)
-    else
-      wait = (window - elapsed) - (limit - 1 - curr) * window / prev
-    end
-    retry = math.max(retry, wait)
-  else
-    local left = math.floor(limit - estimate - 1)
-    if remaining < 0 or left < remaining then remaining = left end
-  end
-end
-if retry > 0 then
-  return {0, math.ceil(retry)}
-end
-for i = 1, n do
-  redis.call('INCR', KEYS[2 * i - 1])
-  redis.call('PEXPIRE', KEYS[2 * i - 1], 2 * tonumber(ARGV[2 * i + 1]))
-end
-return {1, remaining}
-"""
-
-# The request path's gate, for a batch of requests in one call: per request, its revocation
-# markers (any existing: {-1, 0}, nothing counted), then its limits as in _SCRIPT, in order.
+# The gate, for a batch of requests in one call: per request, its revocation markers (any
+# existing: {-1, 0}, nothing counted), then its limits, in order: a request is counted against
+# every limit or none, so a refused request does not use up quota.
 # ARGV: number of requests, then per request: markers m, limits n, now_ms, n × (limit, window).
 # KEYS: per request, its m markers then its n × (current, previous) counters.
 # Returns a flat list: per request {-1, 0} | {0, retry_after_ms} | {1, remaining}.
@@ -153,7 +115,6 @@ class RateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._clock = clock
-        self._script: Any = redis.register_script(_SCRIPT)
         self._gate_sha: str | None = None
         self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -175,12 +136,12 @@ class RateLimiter:
         """Count one request against every limit, or refuse it if any limit is exhausted."""
         if not limits:
             return Decision(True, 0, 0.0)
-        keys, args = self._keys_args(limits, math.floor(self._clock() * 1000))
-        allowed, value = await self._script(keys=keys, args=args)
-        return _decision(allowed, value)
+        decision = await self.gate(limits, ())
+        assert decision is not None  # without markers nothing is "revoked"
+        return decision
 
     async def gate(self, limits: Sequence[Limit], markers: Sequence[str]) -> Decision | None:
-        """None when one of ``markers`` exists (revoked; nothing counted), else :meth:`hit`.
+        """None when one of ``markers`` exists (revoked; nothing counted), else the decision.
 
         Requests arriving in the same event-loop iteration share one ``EVALSHA`` (they are
         checked and counted in arrival order inside the script, exactly as one by one): under
