@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -43,8 +44,11 @@ def lifespan(
     clients: Clients | None,
     store_factory: StoreFactory | None = None,
     customize: Callable[[Clients], None] | None = None,
+    freeze_gc: bool = False,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Build clients (unless given) and services at startup; close what was built at shutdown."""
+    """Build clients (unless given) and services at startup; close what was built at shutdown.
+
+    ``freeze_gc`` (a served process) freezes the start-up heap out of the cyclic collector."""
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +57,13 @@ def lifespan(
             customize(built)
         app.state.runtime = runtime = build_runtime(settings, built)
         await warm_up(runtime)
+        if freeze_gc:
+            # Everything built so far lives as long as the process: move it out of the
+            # collector's reach, so a full collection walks only what requests allocate
+            # (~150k start-up objects made each gen-2 collection a ~40 ms stall of every
+            # request in flight). Not for apps built in tests: frozen garbage is never freed.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -68,6 +79,7 @@ def create_app(
     clients: Clients | None = None,
     store_factory: StoreFactory | None = None,
     customize: Callable[[Clients], None] | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """The tickcast API.
 
@@ -81,7 +93,7 @@ def create_app(
         title="tickcast API",
         version="1",
         description="Latest predictions and features of tickcast. See docs/api.md.",
-        lifespan=lifespan(settings, clients, store_factory, customize),
+        lifespan=lifespan(settings, clients, store_factory, customize, freeze_gc),
     )
     # Added first, so innermost: the middleware below still runs around the fast path.
     if settings.api_fast_path:
@@ -103,4 +115,4 @@ def service_app() -> FastAPI:
 
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    return create_app(settings)
+    return create_app(settings, freeze_gc=True)
