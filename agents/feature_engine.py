@@ -22,7 +22,8 @@ from agents.records import RawRecord
 from indicators.bar import Bar
 from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
-from streams.codec import AvroCodec, get_codec
+from streams.codec import AvroCodec
+from streams.hot_codec import TickDecoder
 from streams.validation import SymbolGuard, ValidationRules, validate
 from tickcast.errors import SchemaError
 
@@ -62,6 +63,9 @@ class BatchOutput:
     """The close of the tick behind each feature record (same order as ``features``)."""
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, SymbolStream] = field(default_factory=dict)
+    first_offsets: dict[str, int] = field(default_factory=dict)
+    """Per symbol, the offset of the batch's first tick that changed its state: a rolling
+    checkpoint may commit no further until a snapshot covering it is durable."""
     skipped_replayed: int = 0
 
     def latest(self) -> dict[str, dict[str, Any]]:
@@ -94,7 +98,9 @@ class FeatureEngine:
     ) -> None:
         self.feature_set = feature_set
         self.rules = rules or ValidationRules()
-        self.codec = codec or get_codec("Tick")
+        # The struct-based decoder reads the current Tick schema; it hands any other writer
+        # schema (or a damaged payload) to ``codec``/fastavro, so results are identical.
+        self.codec = TickDecoder(codec)
         self.version = feature_set.version
 
     def new_state(self) -> SymbolStream:
@@ -107,6 +113,7 @@ class FeatureEngine:
         """Run one micro-batch; states come from ``load`` once and stay in ``out.touched``."""
         out = BatchOutput()
         touched = out.touched
+        first_offsets = out.first_offsets
         decode = self.codec.decode
         rules = self.rules
         for record in records:
@@ -132,6 +139,8 @@ class FeatureEngine:
             problem = validate(tick, state.guard, rules)
             state.partition = record.partition
             state.last_offset = record.offset
+            if symbol not in first_offsets:
+                first_offsets[symbol] = record.offset
             if problem is not None:
                 out.dead_letters.append(self._dead(record, problem[0], problem[1], now_ms, tick))
                 continue

@@ -16,8 +16,10 @@ plain batch consumer for the highest throughput).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from itertools import islice
 
 import structlog
 
@@ -25,18 +27,20 @@ from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
 from agents.stages import BatchStage, StageOutput
 from agents.state_store import ChangelogStateStore
-from monitoring.correlation import kafka_headers
+from monitoring.correlation import HEADER, kafka_headers
 from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
 from sinks.kafka_producer import BatchProducer
 from sinks.redis_table import RedisTable
 from streams.codec import get_codec
 from streams.feature_encoder import FeatureVectorEncoder
+from streams.hot_codec import OutcomeEncoder, PredictionEncoder
 from tickcast.config import Settings
 
 log = structlog.get_logger(__name__)
 
 Confirm = Callable[[], Awaitable[None]]
+Commit = Callable[[dict[int, int]], Awaitable[None]]
 
 
 class FeatureStage:
@@ -53,8 +57,8 @@ class FeatureStage:
         self.stages = stages or []
         self.predictions_topic = settings.topic("predictions")
         self.outcomes_topic = settings.topic("outcomes")
-        self.prediction_codec = get_codec("Prediction")
-        self.outcome_codec = get_codec("Outcome")
+        self.prediction_codec = PredictionEncoder()  # fastavro-identical, ~2-3x faster
+        self.outcome_codec = OutcomeEncoder()
         self.engine = engine
         self.metrics = metrics
         self.ticks_topic = settings.topic("ticks")
@@ -63,6 +67,10 @@ class FeatureStage:
         self.feature_codec = FeatureVectorEncoder()
         self.dlq_codec = get_codec("DeadLetter")
         self.dirty: dict[str, SymbolStream] = {}
+        self.dirty_since: dict[str, int] = {}
+        """Per dirty symbol, the offset of its first tick not covered by a written snapshot
+        (insertion order = the order symbols got dirty: the rolling checkpoint's queue)."""
+        self.last_spread = time.monotonic()
         self.unconfirmed = 0
         self.prediction_written: dict[str, float] = {}
         self.lock = asyncio.Lock()
@@ -89,6 +97,7 @@ class FeatureStage:
         if self.store is not None:
             self.store.forget()
         self.dirty.clear()
+        self.dirty_since.clear()
         self.unconfirmed = 0
 
     async def handle(self, records: list[RawRecord]) -> BatchOutput:
@@ -112,7 +121,7 @@ class FeatureStage:
                 topic,
                 record["symbol"].encode(),
                 encode(record),
-                headers=kafka_headers(record["correlation_id"]),
+                headers=_headers(record["correlation_id"]),
             )
         for dead in out.dead_letters:
             produce(
@@ -126,6 +135,10 @@ class FeatureStage:
         self.producer.poll()
         self.store.keep(out.touched)
         self.dirty.update(out.touched)
+        since = self.dirty_since
+        for symbol, offset in out.first_offsets.items():
+            if symbol not in since:
+                since[symbol] = offset
         self.unconfirmed += len(records)
         self._count(len(records), out)
         return out
@@ -142,11 +155,11 @@ class FeatureStage:
         produce = self.producer.produce
         encode = self.prediction_codec.encode
         for record in result.predictions:
-            headers = kafka_headers(record.get("correlation_id"))
+            headers = _headers(record.get("correlation_id"))
             produce(self.predictions_topic, record["symbol"].encode(), encode(record), headers)
         encode = self.outcome_codec.encode
         for record in result.outcomes:
-            headers = kafka_headers(record.get("correlation_id"))
+            headers = _headers(record.get("correlation_id"))
             produce(self.outcomes_topic, record["symbol"].encode(), encode(record), headers)
         self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
         self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
@@ -182,8 +195,67 @@ class FeatureStage:
         await confirm()
         log.debug("checkpoint", states=len(self.dirty), events=self.unconfirmed)
         self.dirty.clear()
+        self.dirty_since.clear()
         self.unconfirmed = 0
         self.last_checkpoint = time.monotonic()
+
+    # --- rolling checkpoints (agents.direct_runner) -------------------------------------------
+    def snapshot_some(self, now: float | None = None) -> int:
+        """Snapshot the longest-dirty symbols, a share proportional to the time elapsed.
+
+        Why: pickling every dirty symbol at once (~100 µs each, 500 symbols) stalled the
+        stream for 50-400 ms per checkpoint on a busy 2-core machine. Spread over the
+        batches, each symbol is still written about once per ``checkpoint_interval_s``, but a
+        batch pays only for ``len(dirty) * elapsed / interval`` of them. The snapshots are
+        enqueued only: :meth:`commit_point` makes them durable before any offset moves.
+        """
+        now = time.monotonic() if now is None else now
+        elapsed, self.last_spread = now - self.last_spread, now
+        if not self.dirty or self.store is None:
+            return 0
+        interval = max(self.settings.checkpoint_interval_s, 1e-3)
+        # At most a tenth of the dirty symbols per turn, even after a long batch: a burst
+        # of pickling would be the very stall this spreading avoids (commits lag instead).
+        n = spread_share(len(self.dirty), min(elapsed, interval / 10), interval)
+        chosen = {s: self.dirty[s] for s in islice(self.dirty, n)}
+        self.store.put_many(chosen)
+        for symbol in chosen:
+            del self.dirty[symbol]
+            self.dirty_since.pop(symbol, None)
+        return len(chosen)
+
+    async def commit_point(self, consumed: Mapping[int, int], commit: Commit) -> None:
+        """Flush, then commit per partition up to the first tick no durable snapshot covers.
+
+        ``consumed`` is partition → next offset handed to :meth:`handle`. Everything enqueued
+        before the flush (outputs and the snapshots of :meth:`snapshot_some`) is in Kafka
+        after it, so the offsets computed before the flush are safe to commit.
+        """
+        self.last_checkpoint = time.monotonic()
+        if self.producer is None or not consumed:
+            return
+        offsets = safe_offsets(consumed, self._dirty_offsets())
+        clean = not self.dirty
+        await self.producer.flush_async()
+        await commit(offsets)
+        if clean:
+            self.unconfirmed = 0
+
+    def _dirty_offsets(self) -> dict[int, int]:
+        """Per partition, the smallest offset of a tick not yet covered by a snapshot."""
+        lowest: dict[int, int] = {}
+        for symbol, offset in self.dirty_since.items():
+            state = self.dirty.get(symbol)
+            if state is None:
+                continue
+            current = lowest.get(state.partition)
+            if current is None or offset < current:
+                lowest[state.partition] = offset
+        return lowest
+
+    def commit_due(self) -> bool:
+        """True when the checkpoint interval has passed since the last commit point."""
+        return time.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_s
 
     async def maybe_checkpoint(self, confirm: Confirm) -> None:
         """Checkpoint when the interval has passed."""
@@ -202,3 +274,21 @@ class FeatureStage:
                 await self.producer.flush_async()
         if self.redis is not None:
             await self.redis.close()
+
+
+def _headers(correlation_id: str | None) -> list[tuple[str, bytes]] | None:
+    """``kafka_headers(correlation_id)`` without its extras: three calls per tick here."""
+    return [(HEADER, correlation_id.encode())] if correlation_id else None
+
+
+def spread_share(n_dirty: int, elapsed_s: float, interval_s: float) -> int:
+    """How many of ``n_dirty`` symbols to snapshot after ``elapsed_s`` (all after a pause)."""
+    if n_dirty <= 0 or elapsed_s <= 0:
+        return 0
+    return min(n_dirty, math.ceil(n_dirty * elapsed_s / interval_s))
+
+
+def safe_offsets(consumed: Mapping[int, int], dirty: Mapping[int, int]) -> dict[int, int]:
+    """Committable offset per partition: the next offset, held back to the first tick of a
+    partition that a durable snapshot does not cover yet (see :meth:`FeatureStage.commit_point`)."""
+    return {p: min(o, dirty.get(p, o)) for p, o in consumed.items()}

@@ -337,12 +337,19 @@ class PredictionStage:
             outcomes.extend(joiner.on_bar(row["ts"], close))
             if preds:
                 vec = row["values"]
-                pending = [
-                    {**{k: v for k, v in p.items() if k not in _PENDING_DROP}, "features": vec}
-                    for p in preds
-                ]
+                pending = [_pending(p, vec) for p in preds]
                 outcomes.extend(joiner.add_predictions(pending))
         return outcomes
+
+
+def _pending(pred: dict[str, Any], vec: Any) -> dict[str, Any]:
+    """What the joiner keeps of a prediction: the record without its per-batch timing
+    fields, plus the prediction-time feature vector (one copy, no per-key filtering)."""
+    pending = dict(pred)
+    for key in _PENDING_DROP:
+        pending.pop(key, None)
+    pending["features"] = vec
+    return pending
 
 
 def limit_threads(model_set: ModelSet, threads: int) -> None:

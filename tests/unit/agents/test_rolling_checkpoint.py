@@ -1,0 +1,82 @@
+"""Rolling checkpoints of the direct runner: which symbols are written, what may be committed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agents.feature_engine import FeatureEngine, SymbolStream
+from agents.feature_stage import FeatureStage, safe_offsets, spread_share
+from agents.records import RawRecord
+from indicators.feature_set import FeatureSet
+from monitoring.metrics import Metrics
+from streams.codec import get_codec
+from tickcast.config import Settings
+
+
+class RecordingStore:
+    """Stands in for the changelog store: remembers which states were enqueued."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def put_many(self, states: Mapping[str, SymbolStream]) -> None:
+        self.written.extend(states)
+
+    def get(self, symbol: str, partition: int) -> SymbolStream | None:
+        return None
+
+    def keep(self, states: Mapping[str, SymbolStream]) -> None:
+        pass
+
+
+def tick(symbol: str, i: int) -> bytes:
+    return get_codec("Tick").encode({
+        "symbol": symbol, "ts": 1_700_000_000_000 + i, "kind": "TRADE", "price": 10.0 + i,
+        "open": 10.0 + i, "high": 10.0 + i, "low": 10.0 + i, "close": 10.0 + i,
+        "volume": 5.0, "source": "test", "sequence": i,
+    })  # fmt: skip
+
+
+def test_spread_share_is_proportional_and_takes_everything_after_a_pause() -> None:
+    assert spread_share(500, 0.01, 1.0) == 5
+    assert spread_share(500, 0.0101, 1.0) == 6  # rounded up: never starves
+    assert spread_share(500, 3.0, 1.0) == 500
+    assert spread_share(0, 1.0, 1.0) == 0
+    assert spread_share(10, 0.0, 1.0) == 0
+
+
+def test_safe_offsets_hold_back_to_the_first_unsnapshotted_tick() -> None:
+    assert safe_offsets({0: 100, 1: 50, 2: 7}, {0: 40, 2: 9}) == {0: 40, 1: 50, 2: 7}
+
+
+def test_engine_reports_each_symbols_first_changed_offset() -> None:
+    engine = FeatureEngine(FeatureSet.default())
+    records = [RawRecord("t", 0, o, s.encode(), tick(s, o)) for o, s in
+               enumerate(["A", "B", "A", "C", "B"], start=10)]  # fmt: skip
+    out = engine.process(records, lambda s, p: None, 0)
+    assert out.first_offsets == {"A": 10, "B": 11, "C": 13}
+    again = engine.process(records, lambda s, p: out.touched.get(s), 0)
+    assert again.first_offsets == {}  # all replayed: no state changed
+    assert again.skipped_replayed == len(records)
+
+
+def test_rolling_snapshots_oldest_first_and_commit_bound() -> None:
+    settings = Settings(checkpoint_interval_s=1.0, scoring_enabled=False)
+    stage = FeatureStage(settings, FeatureEngine(FeatureSet.default()), Metrics(process=False))
+    store = RecordingStore()
+    stage.store = store  # type: ignore[assignment]
+    symbols = ["S0", "S1", "S2", "S3"]
+    batch = [RawRecord("t", 0, o, s.encode(), tick(s, o)) for o, s in enumerate(symbols)]
+    out = stage.engine.process(batch, store.get, 0)
+    stage.dirty.update(out.touched)
+    for symbol, offset in out.first_offsets.items():
+        stage.dirty_since.setdefault(symbol, offset)
+    stage.last_spread = 0.0
+    assert stage.snapshot_some(now=0.05) == 1  # 5 % of the interval: 5 % (rounded up)
+    assert store.written == ["S0"]
+    # S0 is written: partition 0 may be committed up to S1's first tick.
+    assert safe_offsets({0: 4}, stage._dirty_offsets()) == {0: 1}
+    # After a long pause a turn still writes at most a tenth (rounded up): no burst.
+    assert [stage.snapshot_some(now=5.0 + i) for i in range(4)] == [1, 1, 1, 0]
+    assert store.written == symbols
+    assert safe_offsets({0: 4}, stage._dirty_offsets()) == {0: 4}
