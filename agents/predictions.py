@@ -46,6 +46,7 @@ from online_learning.challengers import OnlineChallenger
 from online_learning.outcomes import OutcomeJoiner
 from tickcast.config import Settings
 from tickcast.errors import DependencyError, TickcastError
+from training.champion import PackagedModel, feature_importance
 
 log = structlog.get_logger(__name__)
 
@@ -246,14 +247,19 @@ class PredictionStage:
 
     def _export_models(self) -> None:
         self.metrics.model_info.clear()
+        importances: dict[str, dict[str, float]] = {}
         for name, scorer in self.scorers.items():
             models = scorer.model_set.with_roles()
-            if scorer.model_set.champion is None:
+            champion = scorer.model_set.champion
+            if champion is None:
                 self.metrics.model_info.labels(model=name, version="", role=CHAMPION).set(0)
+            elif isinstance(champion.predictor, PackagedModel):
+                importances[champion.name] = feature_importance(champion.predictor)
             for model, role in models:
                 self.metrics.model_info.labels(
                     model=model.name, version=str(model.version), role=role
                 ).set(1)
+        self.metrics.set_feature_importances(importances)
 
     # --- one micro-batch ---------------------------------------------------------------------
     def process(self, out: BatchOutput, now_ms: int) -> StageOutput:

@@ -369,9 +369,14 @@ class Metrics:
 
     def set_feature_importance(self, model: str, importance: dict[str, float]) -> None:
         """Publish the champion's feature importances (replacing the previous model's)."""
+        self.set_feature_importances({model: importance})
+
+    def set_feature_importances(self, per_model: dict[str, dict[str, float]]) -> None:
+        """Publish each model's champion feature importances (replacing every earlier one)."""
         self.feature_importance.clear()
-        for feature, value in importance.items():
-            self.feature_importance.labels(model=model, feature=feature).set(value)
+        for model, importance in per_model.items():
+            for feature, value in importance.items():
+                self.feature_importance.labels(model=model, feature=feature).set(value)
 
     def set_portfolio(self, model: str, *, sharpe: float, max_drawdown: float, pnl: float) -> None:
         """Publish a model's business metrics."""

@@ -228,3 +228,29 @@ def return_scale_of(fwd_returns: Sequence[float] | np.ndarray) -> float:
     values = np.asarray(fwd_returns, dtype=np.float64)
     values = values[np.isfinite(values) & (values > -1.0)]
     return float(np.mean(np.abs(np.log1p(values)))) if values.size else 0.0
+
+
+def feature_importance(packaged: PackagedModel) -> dict[str, float]:
+    """Each feature's share of the total split gain of a tree model (shares sum to 1).
+
+    XGBoost ``total_gain`` and LightGBM ``gain`` per feature, mapped from the estimator's
+    positional features to the names it was trained on; features never split on get 0.
+    ``{}`` for a model without gains (linear, constant, a frozen River learner, or a model
+    whose trees never split).
+    """
+    estimator: Any = getattr(packaged.model, "estimator", None)
+    if estimator is None or getattr(packaged.model, "_constant", None) is not None:
+        return {}
+    names = tuple(getattr(packaged.model, "columns", None) or packaged.feature_names)
+    kind = type(estimator).__name__
+    if kind == "XGBClassifier":
+        scores = estimator.get_booster().get_score(importance_type="total_gain")
+        gains = np.array([float(scores.get(f"f{i}", 0.0)) for i in range(len(names))])
+    elif kind == "LGBMClassifier":
+        gains = np.asarray(estimator.booster_.feature_importance(importance_type="gain"), float)
+    else:
+        return {}
+    total = float(gains.sum())
+    if gains.shape != (len(names),) or not np.isfinite(total) or total <= 0:
+        return {}
+    return {name: float(g / total) for name, g in zip(names, gains, strict=True)}

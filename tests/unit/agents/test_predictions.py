@@ -31,7 +31,7 @@ from streams.replay import tick_records
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
 from training import champion as champion_module
-from training.champion import PackagedModel
+from training.champion import PackagedModel, feature_importance
 from training.models import make_model
 from training.registry import promote, register
 
@@ -287,6 +287,16 @@ async def test_mismatched_feature_set_is_refused_and_old_set_kept(store: Setting
     assert {p["model_version"] for p in stage.process(out, 1).predictions} == {"1"}
     assert stage.metrics.value("tickcast_model_info", model=name, version="1",
                                role="CHAMPION") == 1  # fmt: skip
+
+
+def test_the_champions_feature_importance_is_exported(store: Settings) -> None:
+    stage = _stage(store, "tc-a")
+    expected = feature_importance(_train(1))  # the same seed: the registered champion v1
+    assert expected[NAMES[0]] > 0.5  # the planted signal dominates the gains
+    for feature, share in expected.items():
+        assert stage.metrics.value(
+            "tickcast_feature_importance", model="tc-a", feature=feature
+        ) == pytest.approx(share)
 
 
 def test_no_champion_scores_nothing_but_keeps_the_join(store: Settings) -> None:
