@@ -152,6 +152,27 @@ def _latest_run(settings: Settings, experiment: str | None) -> Any | None:
     return runs[0] if runs else None
 
 
+def forget_checkpoints(settings: Settings, experiment: str | None = None) -> int:
+    """Delete every checkpoint run of the namespace's experiment (a namespace reset: a demo
+    must not resume learners, offsets and test state from an earlier demo's topics).
+
+    Returns how many runs were deleted (MLflow keeps them as deleted runs until a ``gc``).
+    """
+    try:
+        client = _client(settings)
+        exp_id = _experiment_id(
+            client, settings, experiment or experiment_name(settings), create=False
+        )
+        if exp_id is None:
+            return 0
+        runs = client.search_runs([exp_id], max_results=50_000)
+        for run in runs:
+            client.delete_run(run.info.run_id)
+    except Exception as exc:
+        raise DependencyError("mlflow", f"cannot delete checkpoints: {exc}") from exc
+    return len(runs)
+
+
 def latest_checkpoint_id(settings: Settings, experiment: str | None = None) -> str | None:
     """Run id of the newest finished checkpoint, or None when there is none."""
     run = _latest_run(settings, experiment)

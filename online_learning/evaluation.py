@@ -141,6 +141,11 @@ class OnlineEvaluator:
         self._evicted: set[ModelKey] = set()
         self._bar_ms: deque[float] = deque(maxlen=256)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint, giving attributes added since it was written their defaults
+        (a checkpoint from before ``_bar_ms`` existed crashed the learner at its first batch)."""
+        self.__dict__.update({**OnlineEvaluator().__dict__, **state})
+
     def annualisation(self) -> float:
         """Periods per year: as given, else inferred from the bar spacing of the outcomes.
 

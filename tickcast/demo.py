@@ -79,8 +79,11 @@ def _forget_demo_model(settings: Settings) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from online_learning.checkpoint import forget_checkpoints
+
     with contextlib.suppress(MlflowException):  # nothing registered yet
         MlflowClient(tracking_uri=settings.mlflow_uri).delete_registered_model(DEMO_MODEL)
+    forget_checkpoints(settings)  # the learners start afresh on the fresh topics
 
 
 def train(demo: Settings, console: Console, symbols: int) -> dict[str, Any]:

@@ -101,3 +101,22 @@ def test_learner_stage_round_trip_through_mlflow(mlflow_settings: Settings) -> N
     assert second.offsets == {("outcomes", 1): 399}
     assert second.handle(records)["skipped"] == 400
     assert second.evaluator.snapshot().keys() == first.evaluator.snapshot().keys()
+
+
+def test_a_namespace_reset_forgets_its_checkpoints_only(mlflow_settings: Settings) -> None:
+    from online_learning.checkpoint import forget_checkpoints
+
+    demo = mlflow_settings.model_copy(update={"topic_prefix": "demo.",
+                                              "redis_key_prefix": "demo:"})  # fmt: skip
+    learners = default_challengers(seed=1, feature_names=NAMES)
+    X, y = _data(200, 1)
+    for c in learners:
+        c.learn(X, y, event_ts=200)
+    production = save_checkpoint(mlflow_settings, learners)
+    save_checkpoint(demo, learners)
+    save_checkpoint(demo, learners)
+    assert forget_checkpoints(demo) == 2
+    assert latest_checkpoint_id(demo) is None
+    assert restore(demo) == []
+    assert latest_checkpoint_id(mlflow_settings) == production  # another namespace's stay
+    assert forget_checkpoints(demo) == 0

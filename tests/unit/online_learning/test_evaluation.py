@@ -112,3 +112,17 @@ def test_annualisation_follows_the_bar_spacing() -> None:
     assert daily.annualisation() == 252.0
     assert minute.annualisation() == 252 * 390
     assert OnlineEvaluator(periods_per_year=12.0).annualisation() == 12.0
+
+
+def test_a_checkpoint_from_before_bar_spacing_restores_and_updates() -> None:
+    import pickle
+
+    outcomes = list(paired_outcomes(2, 300, 0.6, 0.4))
+    old = OnlineEvaluator()
+    old.update(outcomes[:200])
+    del old._bar_ms  # what an evaluator pickled before the bar-spacing inference looked like
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.update(outcomes[200:]) == len(outcomes) - 200  # AttributeError before
+    reference = OnlineEvaluator()
+    reference.update(outcomes[200:])
+    assert restored.annualisation() == reference.annualisation()
