@@ -1,8 +1,9 @@
 """The feature stage, whatever drives it: ``ticks`` → validation → indicators → outputs.
 
-Per micro-batch: run :class:`FeatureEngine`, write each touched symbol's latest vector to
-Redis in one pipeline, enqueue feature and dead-letter records on a fast producer, then run
-the later stages (scoring, outcome join) on the same batch. Per checkpoint (every
+Per micro-batch: run :class:`FeatureEngine`, then the later stages (scoring, outcome join)
+on the same batch, producing the predictions as soon as they are scored; then enqueue
+feature, dead-letter and outcome records on a fast producer and write each touched
+symbol's latest vector and prediction to Redis in one pipeline. Per checkpoint (every
 ``checkpoint_interval_s``, also when idle): flush the producer, snapshot every dirty symbol
 state to the changelog topic (agents.state_store), flush again, and only then confirm the
 events to Kafka (a Faust ack, or an offset commit), so committed offsets never run ahead of
@@ -20,6 +21,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from itertools import islice
+from typing import Any
 
 import structlog
 
@@ -78,6 +80,8 @@ class FeatureStage:
         self.producer: BatchProducer | None = None
         self.store: ChangelogStateStore | None = None
         self.redis: RedisTable | None = None
+        self._early = {id(s) for s in self.stages if _bind_early(s, self._produce_predictions)}
+        """Stages that produce their predictions through :meth:`_produce_predictions`."""
 
     def open(self) -> None:
         """Open the output connections (called when the worker starts)."""
@@ -101,19 +105,17 @@ class FeatureStage:
         self.unconfirmed = 0
 
     async def handle(self, records: list[RawRecord]) -> BatchOutput:
-        """Process one micro-batch and enqueue its outputs."""
+        """Process one micro-batch and enqueue its outputs.
+
+        Order (latency): indicators, then the later stages, whose predictions are produced
+        as soon as they are scored (:meth:`_produce_predictions`); only then the side work
+        that gates no prediction: feature and outcome records, and one Redis round trip.
+        """
         assert self.producer is not None
-        assert self.redis is not None
         assert self.store is not None
         now_ms = int(time.time() * 1000)
         out = self.engine.process(records, self.store.get, now_ms)
-        version = self.engine.version
-        blobs = {
-            symbol: encode_blob(rec["ts"], now_ms, version, rec["values"])
-            for symbol, rec in out.latest().items()
-        }
-        with self.metrics.redis_op("write_features"):
-            await self.redis.write_features(blobs)
+        results = [(stage, stage.process(out, now_ms)) for stage in self.stages]
         produce, topic = self.producer.produce, self.features_topic
         encode = self.feature_codec.encode
         for record in out.features:
@@ -130,8 +132,9 @@ class FeatureStage:
                 self.dlq_codec.encode(dead),
                 headers=kafka_headers(dead["correlation_id"]),
             )
-        for stage in self.stages:
-            await self._run_stage(stage, out, now_ms)
+        for stage, result in results:
+            self._emit(stage, result)
+        await self._write_redis(out, [result for _, result in results], now_ms)
         self.producer.poll()
         self.store.keep(out.touched)
         self.dirty.update(out.touched)
@@ -143,26 +146,47 @@ class FeatureStage:
         self._count(len(records), out)
         return out
 
-    async def _run_stage(self, stage: BatchStage, out: BatchOutput, now_ms: int) -> None:
+    def _produce_predictions(self, predictions: list[dict[str, Any]]) -> None:
+        """Enqueue prediction records (called by a stage right after scoring)."""
         assert self.producer is not None
-        assert self.redis is not None
-        result = stage.process(out, now_ms)
-        if result.latest or result.latest_challenger:
-            with self.metrics.redis_op("write_predictions"):
-                await self.redis.write_predictions(result.latest)
-                await self.redis.write_predictions(result.latest_challenger, suffix=":challenger")
-            self._prediction_freshness(result)
-        produce = self.producer.produce
+        produce, topic = self.producer.produce, self.predictions_topic
         encode = self.prediction_codec.encode
-        for record in result.predictions:
+        for record in predictions:
             headers = _headers(record.get("correlation_id"))
-            produce(self.predictions_topic, record["symbol"].encode(), encode(record), headers)
+            produce(topic, record["symbol"].encode(), encode(record), headers)
+
+    def _emit(self, stage: BatchStage, result: StageOutput) -> None:
+        """Enqueue a stage's records (its predictions unless it published them early)."""
+        assert self.producer is not None
+        if id(stage) not in self._early:
+            self._produce_predictions(result.predictions)
+        produce = self.producer.produce
         encode = self.outcome_codec.encode
         for record in result.outcomes:
             headers = _headers(record.get("correlation_id"))
             produce(self.outcomes_topic, record["symbol"].encode(), encode(record), headers)
         self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
         self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
+
+    async def _write_redis(self, out: BatchOutput, results: list[StageOutput], now_ms: int) -> None:
+        """Each touched symbol's latest feature blob and the stages' latest predictions, in
+        one pipelined round trip (later stages win a key, as sequential writes did)."""
+        assert self.redis is not None
+        version = self.engine.version
+        blobs = {
+            symbol: encode_blob(rec["ts"], now_ms, version, rec["values"])
+            for symbol, rec in out.latest().items()
+        }
+        champion: dict[str, dict[str, Any]] = {}
+        challenger: dict[str, dict[str, Any]] = {}
+        for result in results:
+            champion.update(result.latest)
+            challenger.update(result.latest_challenger)
+        with self.metrics.redis_op("write_batch"):
+            await self.redis.write_many(blobs, {"": champion, ":challenger": challenger})
+        for result in results:
+            if result.latest or result.latest_challenger:
+                self._prediction_freshness(result)
 
     def _prediction_freshness(self, result: StageOutput) -> None:
         """Feed the stale/stopped-prediction alerts: write times per symbol and per model."""
@@ -274,6 +298,15 @@ class FeatureStage:
                 await self.producer.flush_async()
         if self.redis is not None:
             await self.redis.close()
+
+
+def _bind_early(stage: BatchStage, publish: Callable[[list[dict[str, Any]]], None]) -> bool:
+    """Let ``stage`` publish its predictions as soon as scored, when it offers that."""
+    bind = getattr(stage, "publish_early", None)
+    if not callable(bind):
+        return False
+    bind(publish)
+    return True
 
 
 def _headers(correlation_id: str | None) -> list[tuple[str, bytes]] | None:

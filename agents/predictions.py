@@ -51,6 +51,7 @@ from training.champion import PackagedModel, feature_importance
 log = structlog.get_logger(__name__)
 
 Versions = tuple[int | None, tuple[int, ...]]
+Publish = Callable[[list[dict[str, Any]]], None]
 _PENDING_DROP = ("produced_at", "scoring_latency_ms")
 
 
@@ -140,6 +141,19 @@ class PredictionStage:
         self.unscored = 0
         self._job: asyncio.Future[_Poll] | None = None
         self._next_poll = 0.0
+        self._publish: Publish | None = None
+
+    def publish_early(self, publish: Publish) -> None:
+        """Hand each batch's predictions to ``publish`` as soon as they are scored.
+
+        Why: the tick → prediction latency ends when the prediction is produced, and the
+        outcome join, the serving JSON and (in the feature stage) the Redis writes and the
+        feature records do not gate it; run before the produce, they added their time to
+        every tick of the batch. The predictions are still returned in the
+        :class:`StageOutput`; the caller that registered ``publish`` must not produce them
+        again.
+        """
+        self._publish = publish
 
     # --- lifecycle ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -272,6 +286,8 @@ class PredictionStage:
         with self.metrics.stage_timer("predictions"):
             for name, scorer in self.scorers.items():
                 self._score(name, scorer, rows, now_ms, per_row, result.predictions)
+            if self._publish is not None and result.predictions:
+                self._publish(result.predictions)
             self._latest(result)
         with self.metrics.stage_timer("outcomes"):
             result.outcomes = self._join(out, per_row)
