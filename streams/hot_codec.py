@@ -41,7 +41,7 @@ _SOME = b"\x02"
 _SMALL = {n: bytes([(n << 1) ^ (n >> 63)]) for n in range(-64, 64)}
 
 
-class _Fallback(Exception):
+class Fallback(Exception):
     """The fast path cannot decide: use fastavro."""
 
 
@@ -51,7 +51,7 @@ def varint(n: int) -> bytes:
     if small is not None and type(n) is int:
         return small
     if type(n) is not int or not -(1 << 63) <= n < (1 << 63):
-        raise _Fallback
+        raise Fallback
     z = (n << 1) ^ (n >> 63)
     out = bytearray()
     while z > 0x7F:
@@ -64,7 +64,7 @@ def varint(n: int) -> bytes:
 def string(text: str) -> bytes:
     """Length-prefixed UTF-8 (``str`` only)."""
     if type(text) is not str:
-        raise _Fallback
+        raise Fallback
     body = text.encode()
     return varint(len(body)) + body
 
@@ -74,6 +74,31 @@ def optional_string(text: str | None) -> bytes:
     return _NULL if text is None else _SOME + string(text)
 
 
+def optional_long(n: int | None) -> bytes:
+    """A ``["null", "long"]`` union."""
+    return _NULL if n is None else _SOME + varint(n)
+
+
+class DoubleArray:
+    """Avro ``array<double>``: one block packed by one ``struct`` call (packers cached by
+    length; the records' arrays have one length, the feature set's)."""
+
+    __slots__ = ("_packers",)
+
+    def __init__(self) -> None:
+        self._packers: dict[int, struct.Struct] = {}
+
+    def encode(self, values: Any) -> bytes:
+        """The array's bytes (``struct`` refuses a non-number: the caller falls back)."""
+        n = len(values)
+        if n == 0:
+            return _NULL
+        packer = self._packers.get(n)
+        if packer is None:
+            packer = self._packers[n] = struct.Struct(f"<{n}d")
+        return b"".join((varint(n), packer.pack(*values), _NULL))
+
+
 def _double(x: Any) -> float:
     """A value fastavro writes as a double the same way ``struct`` does (float or int)."""
     t = type(x)
@@ -81,7 +106,7 @@ def _double(x: Any) -> float:
         return x
     if t is int and not isinstance(x, bool):
         return float(x)
-    raise _Fallback
+    raise Fallback
 
 
 def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
@@ -95,7 +120,7 @@ def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
     pos += 1
     while True:
         if pos >= end:
-            raise _Fallback
+            raise Fallback
         b = buf[pos]
         pos += 1
         z |= (b & 0x7F) << shift
@@ -108,7 +133,7 @@ def _read_string(buf: bytes, pos: int) -> tuple[str, int]:
     n, pos = _read_long(buf, pos)
     end = pos + n
     if n < 0 or end > len(buf):
-        raise _Fallback
+        raise Fallback
     return buf[pos:end].decode(), end
 
 
@@ -133,7 +158,7 @@ class TickDecoder:
         if type(payload) is bytes and payload[:HEADER_SIZE] == self._header:
             try:
                 return self._body(payload)
-            except (_Fallback, IndexError, UnicodeDecodeError, struct.error):
+            except (Fallback, IndexError, UnicodeDecodeError, struct.error):
                 pass
         return self.codec.decode(payload)
 
@@ -143,7 +168,7 @@ class TickDecoder:
         ts, pos = rl(buf, pos)
         k, pos = rl(buf, pos)
         if not 0 <= k < len(self._kinds):
-            raise _Fallback
+            raise Fallback
         price, open_, high, low, close, volume = _unpack_6d(buf, pos)
         pos += 48
         quotes: list[float | None] = []
@@ -156,14 +181,14 @@ class TickDecoder:
                 quotes.append(_unpack_d(buf, pos + 1)[0])
                 pos += 9
             else:
-                raise _Fallback
+                raise Fallback
         branch = buf[pos]
         pos += 1
         interval_ms: int | None = None
         if branch == 2:
             interval_ms, pos = rl(buf, pos)
         elif branch != 0:
-            raise _Fallback
+            raise Fallback
         source, pos = _read_string(buf, pos)
         branch = buf[pos]
         pos += 1
@@ -171,16 +196,16 @@ class TickDecoder:
         if branch == 2:
             sequence, pos = rl(buf, pos)
         elif branch != 0:
-            raise _Fallback
+            raise Fallback
         branch = buf[pos]
         pos += 1
         correlation_id: str | None = None
         if branch == 2:
             correlation_id, pos = _read_string(buf, pos)
         elif branch != 0:
-            raise _Fallback
+            raise Fallback
         if pos != len(buf):
-            raise _Fallback
+            raise Fallback
         return {
             "symbol": symbol,
             "ts": ts,
@@ -235,42 +260,36 @@ class PredictionEncoder:
                     varint(r["produced_at"]),
                 )
             )
-        except (_Fallback, KeyError, TypeError, AttributeError, UnicodeEncodeError):
+        except (Fallback, KeyError, TypeError, AttributeError, UnicodeEncodeError):
             return self.codec.encode(dict(r))
 
 
 class OutcomeEncoder:
     """``encode(record)`` equals ``get_codec("Outcome").encode(record)`` byte for byte."""
 
-    __slots__ = ("_packers", "_roles", "codec")
+    __slots__ = ("_array", "_roles", "codec")
 
     def __init__(self) -> None:
         self.codec = get_codec("Outcome")
         self._roles = _roles(self.codec)
-        self._packers: dict[int, struct.Struct] = {}
+        self._array = DoubleArray()
 
     def _features(self, values: Any) -> bytes:
         if values is None:
             return _NULL
         if type(values) is not list and type(values) is not tuple:
-            raise _Fallback
-        n = len(values)
-        if n == 0:
-            return _SOME + _NULL
+            raise Fallback
         for v in values:
             if type(v) is not float:
-                raise _Fallback
-        packer = self._packers.get(n)
-        if packer is None:
-            packer = self._packers[n] = struct.Struct(f"<{n}d")
-        return b"".join((_SOME, varint(n), packer.pack(*values), _NULL))
+                raise Fallback
+        return _SOME + self._array.encode(values)
 
     def encode(self, r: Mapping[str, Any]) -> bytes:
         """Frame and encode one outcome (fastavro for anything unusual)."""
         try:
             hit = r["hit"]
             if hit is not True and hit is not False:
-                raise _Fallback
+                raise Fallback
             fsv = r.get("feature_set_version")
             return b"".join(
                 (
@@ -294,7 +313,7 @@ class OutcomeEncoder:
                     self._features(r.get("features")),
                 )
             )
-        except (_Fallback, KeyError, TypeError, AttributeError, UnicodeEncodeError):
+        except (Fallback, KeyError, TypeError, AttributeError, UnicodeEncodeError):
             return self.codec.encode(dict(r))
 
 
