@@ -52,3 +52,27 @@ def test_write_many_equals_the_separate_writes(redis_server: RedisServer) -> Non
     assert len(reference) == 5  # 2 feature, 2 champion, 1 challenger keys
     assert {k: v for k, (v, _) in written.items()} == {k: v for k, (v, _) in reference.items()}
     assert all(590 <= ttl <= 600 for _, ttl in written.values())
+
+
+def test_write_many_survives_a_script_cache_flush(redis_server: RedisServer) -> None:
+    """A restarted (or flushed) Redis no longer knows the script: the write still lands."""
+
+    async def write() -> dict[str, tuple[object, int]]:
+        table = RedisTable.from_url(redis_server.url, "flushed:", 60)
+        admin = Redis.from_url(redis_server.url)
+        try:
+            await table.write_many({"AAA": b"first"}, {})
+            await admin.script_flush()
+            await table.write_many({"AAA": b"second", "BBB": b"b"}, {"": {"BBB": {"v": 1}}})
+        finally:
+            await table.close()
+            await admin.aclose()
+        return await _dump(redis_server.url, "flushed:")
+
+    written = asyncio.run(write())
+    assert {k: v for k, (v, _) in written.items()} == {
+        "features:AAA": "second",
+        "features:BBB": "b",
+        "prediction:BBB": '{"v":1}',
+    }
+    assert all(50 <= ttl <= 60 for _, ttl in written.values())
