@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from agents.feature_stage import FeatureStage
 from agents.records import RawRecord
+from agents.turn_timer import TurnTimer
 from tickcast.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,12 @@ class DirectRunner:
         self.topic = settings.topic("ticks")
         self.next_offsets: dict[int, int] = {}
         self.committed: dict[int, int] = {}
+        worker_turn = stage.metrics.worker_turn_ms
+        self.timer = TurnTimer(
+            lambda phase, ms: worker_turn.labels(phase=phase).observe(ms),
+            settings.worker_slow_turn_ms,
+        )
+        stage.timer = self.timer
         self.consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
@@ -101,9 +108,11 @@ class DirectRunner:
         self.consumer.subscribe([self.topic], on_revoke=self._on_revoke)
         batch_max = self.settings.batch_max_events
         within = self.settings.batch_within_s
+        timer = self.timer
         try:
             while not stop.is_set():
                 messages = self._next_batch(batch_max, within)
+                timer.start()  # the idle wait for a first record is not part of a turn
                 records = []
                 for m in messages:
                     if m.error() is not None:
@@ -114,14 +123,20 @@ class DirectRunner:
                         continue
                     records.append(RawRecord(self.topic, partition, offset, m.key(), m.value()))
                     self.next_offsets[partition] = offset + 1
+                timer.mark("consume")
                 async with self.stage.lock:
                     if records:
                         with self.stage.metrics.stage_timer("features"):
                             await self.stage.handle(records)
-                    self.stage.snapshot_some()
+                    timer.mark("handle_rest")
+                    snapshots = self.stage.snapshot_some()
+                    timer.mark("snapshot")
                     if self.stage.commit_due():
                         await self.stage.commit_point(self.next_offsets, self._commit_rolling)
+                    timer.mark("commit")
                     await self.stage.refresh()
+                    timer.mark("refresh")
+                timer.end(records=len(records), snapshots=snapshots, gc=gc.get_count())
                 # consume() blocks synchronously: give the loop a turn so signal handlers
                 # (SIGTERM → stop) and background tasks run even when no record arrives.
                 await asyncio.sleep(0)

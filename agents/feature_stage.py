@@ -29,6 +29,7 @@ from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
 from agents.stages import BatchStage, StageOutput
 from agents.state_store import ChangelogStateStore
+from agents.turn_timer import TurnTimer
 from monitoring.correlation import HEADER, kafka_headers
 from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
@@ -80,6 +81,8 @@ class FeatureStage:
         self.producer: BatchProducer | None = None
         self.store: ChangelogStateStore | None = None
         self.redis: RedisTable | None = None
+        self.timer: TurnTimer | None = None
+        """Set by a runner that times its turns (agents.direct_runner); phases of handle()."""
         self._early = {id(s) for s in self.stages if _bind_early(s, self._produce_predictions)}
         """Stages that produce their predictions through :meth:`_produce_predictions`."""
 
@@ -113,9 +116,12 @@ class FeatureStage:
         """
         assert self.producer is not None
         assert self.store is not None
+        mark = self.timer.mark if self.timer is not None else _no_mark
         now_ms = int(time.time() * 1000)
         out = self.engine.process(records, self.store.get, now_ms)
+        mark("features")
         results = [(stage, stage.process(out, now_ms)) for stage in self.stages]
+        mark("stages")
         produce, topic = self.producer.produce, self.features_topic
         encode = self.feature_codec.encode
         for record in out.features:
@@ -134,7 +140,9 @@ class FeatureStage:
             )
         for stage, result in results:
             self._emit(stage, result)
+        mark("produce")
         await self._write_redis(out, [result for _, result in results], now_ms)
+        mark("redis")
         self.producer.poll()
         self.store.keep(out.touched)
         self.dirty.update(out.touched)
@@ -298,6 +306,10 @@ class FeatureStage:
                 await self.producer.flush_async()
         if self.redis is not None:
             await self.redis.close()
+
+
+def _no_mark(phase: str) -> None:
+    """The phase mark of an untimed runner."""
 
 
 def _bind_early(stage: BatchStage, publish: Callable[[list[dict[str, Any]]], None]) -> bool:

@@ -81,6 +81,9 @@ DEAD_LETTERS = MetricSpec(
     "tickcast_dead_letters_total", "counter", "Records sent to a dead-letter topic, by reason.",
     ("topic", "reason"),
 )  # fmt: skip
+WORKER_TURN = _h(
+    "tickcast_worker_turn_ms", "Time per phase of the direct worker's loop turn (ms).", ("phase",)
+)
 REDIS_OP = _h("tickcast_redis_op_ms", "Redis operation latency (ms).", ("op",))
 REDIS_ERRORS = MetricSpec("tickcast_redis_errors_total", "counter", "Failed Redis ops.", ("op",))
 CLICKHOUSE_OP = _h(
@@ -181,8 +184,9 @@ LAG_COLLECT_ERRORS = MetricSpec(
 
 #: The whole catalogue, in documentation order.
 SPECS: tuple[MetricSpec, ...] = (
-    STAGE_LATENCY, EVENTS, DEAD_LETTERS, REDIS_OP, REDIS_ERRORS, CLICKHOUSE_OP, CLICKHOUSE_ERRORS,
-    HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, PREDICTION_AGE, LAST_PREDICTION,
+    STAGE_LATENCY, WORKER_TURN, EVENTS, DEAD_LETTERS, REDIS_OP, REDIS_ERRORS, CLICKHOUSE_OP,
+    CLICKHOUSE_ERRORS, HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, PREDICTION_AGE,
+    LAST_PREDICTION,
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
     PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS, PROMOTION_DECISIONS,
     SHARPE, MAX_DRAWDOWN, DAILY_PNL,
@@ -255,6 +259,7 @@ class Metrics:
             ProcessCollector(registry=self.registry)
         r = self.registry
         self.stage_latency_ms = _histogram(STAGE_LATENCY, r)
+        self.worker_turn_ms = _histogram(WORKER_TURN, r)
         self.events = _counter(EVENTS, r)
         self.dead_letters = _counter(DEAD_LETTERS, r)
         self.redis_op_ms = _histogram(REDIS_OP, r)

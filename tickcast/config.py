@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = Field(
         1.0, ge=0, description="State checkpoint (and offset commit) interval of a stage."
     )
+    worker_slow_turn_ms: float = Field(
+        100.0, ge=0, description="Log a direct-runner loop turn this long (ms) with its phases; "
+        "0 = never.",
+    )  # fmt: skip
 
     # Redis
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -131,6 +132,8 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runne
         producer.produce(settings.topic("ticks"), key, value)
     producer.flush()
 
+    if runner == "direct":  # every turn counts as slow: its phases must all be in the log
+        settings = settings.model_copy(update={"worker_slow_turn_ms": 1e-6})
     worker = WorkerProcess(settings, tmp_path / "worker.log", runner).start()
     try:
         want = expected_features(frame)
@@ -148,6 +151,18 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runne
         d["payload"] == v
         for d, (_, v, _) in zip(sorted(dead, key=lambda d: d["key"]), sorted(bad), strict=True)
     )
+
+    if runner == "direct":
+        turns = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
+                 if '"slow_turn"' in line]  # fmt: skip
+        busy = [t for t in turns if t["records"] > 0]
+        assert busy, "the direct runner logged no timed turn"
+        assert sum(t["records"] for t in busy) >= len(want) + len(bad)
+        assert set(busy[0]["phases"]) == {
+            "consume", "features", "stages", "produce", "redis", "handle_rest", "snapshot",
+            "commit", "refresh",
+        }  # fmt: skip
+        assert all(t["total_ms"] >= sum(t["phases"].values()) - 0.1 for t in busy)
 
     client = redis.Redis.from_url(settings.redis_url)
     for symbol, group in want.groupby("symbol"):
