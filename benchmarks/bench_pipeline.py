@@ -95,7 +95,7 @@ def run(
             producer.poll()
         producer.flush()
         achieved = len(sent) / max(time.time() - start, 1e-9)
-        lat, scoring = _read_latencies(settings, sent)
+        lat, scoring = _read_latencies(settings, sent, log.parent / "latencies.csv")
     finally:
         worker.stop()
         reset_namespace(settings)
@@ -116,7 +116,12 @@ def run(
     }
 
 
-def _read_latencies(settings: Settings, sent: dict[str, float]) -> tuple[list[float], list[float]]:
+def _read_latencies(
+    settings: Settings, sent: dict[str, float], csv: Path
+) -> tuple[list[float], list[float]]:
+    """Champion latencies (ms) and scoring latencies; ``csv`` gets ``sent_s,latency_ms`` per
+    tick, to line a tail up with the worker's ``slow_turn`` log. Stops once every tick is
+    matched or nothing new came for 10 s (the validator dead-letters a few outliers)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
                          "group.id": "pipe-lat-reader", "enable.auto.commit": False})  # fmt: skip
     ptopic = settings.topic("predictions")
@@ -125,9 +130,11 @@ def _read_latencies(settings: Settings, sent: dict[str, float]) -> tuple[list[fl
     pcodec = get_codec("Prediction")
     lat: list[float] = []
     scoring: list[float] = []
+    rows: list[str] = []
     deadline = time.monotonic() + 120
+    progress = time.monotonic()
     try:
-        while len(lat) < len(sent) and time.monotonic() < deadline:
+        while len(lat) < len(sent) and time.monotonic() < min(deadline, progress + 10):
             for message in consumer.consume(5000, timeout=0.5):
                 if message.error() is not None:
                     continue
@@ -136,8 +143,11 @@ def _read_latencies(settings: Settings, sent: dict[str, float]) -> tuple[list[fl
                 if pred["role"] == "CHAMPION" and cid in sent:
                     lat.append(message.timestamp()[1] - sent[cid] * 1000)
                     scoring.append(pred["scoring_latency_ms"])
+                    rows.append(f"{sent[cid]:.4f},{lat[-1]:.2f}")
+                    progress = time.monotonic()
     finally:
         consumer.close()
+    csv.write_text("sent_s,latency_ms\n" + "\n".join(sorted(rows)) + "\n")
     return lat, scoring
 
 
