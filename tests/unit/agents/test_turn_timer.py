@@ -19,7 +19,7 @@ class FakeClock:
         self.ns += int(ms * 1e6)
 
 
-@pytest.mark.parametrize("slow_ms, logged", [(100.0, True), (200.0, False), (0.0, False)])
+@pytest.mark.parametrize(("slow_ms", "logged"), [(100.0, True), (200.0, False), (0.0, False)])
 def test_phases_are_observed_and_slow_turns_logged(slow_ms: float, logged: bool) -> None:
     clock = FakeClock()
     seen: list[tuple[str, float]] = []
