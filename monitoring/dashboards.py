@@ -228,6 +228,10 @@ def operations_dashboard() -> dict[str, Any]:
             *stage_panels,
             _quantiles("tickcast_http_request_ms", "route", "ms", "HTTP latency by route"),
             _quantiles("prediction_duration_seconds", "model", "s", "Scoring time per batch"),
+            _quantiles("tickcast_worker_turn_ms", "phase", "ms", "Worker loop turn by phase"),
+            P("Worker time per second by phase (ms/s = ‰ of a core)", (Q(
+                f"sum by (phase) (rate(tickcast_worker_turn_ms_sum[{RATE}]))",
+                "{{phase}}"),), "ms"),
             _quantiles("tickcast_redis_op_ms", "op", "ms", "Redis op latency"),
             _quantiles("tickcast_clickhouse_op_ms", "table", "ms", "ClickHouse op latency"),
         ]),
