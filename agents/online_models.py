@@ -7,12 +7,13 @@ puts in its model events and :mod:`online_learning.promotion` recognises.
 
 Because a restored challenger never changes inside the worker, a
 ``StandardScaler | LogisticRegression`` pipeline is frozen into numpy
-(:class:`LinearPredictor`): River's own batch path costs ~5 ms per call whatever the batch
-size (dataframe conversions), which would dominate small micro-batches; the frozen form is a
-matrix product and gives the same probabilities (tested against River). Other River models
-score through their own ``predict_proba`` (row by row for trees: ~40 µs per row each), which
-is why :func:`select` shadow-scores only the challengers named in
-``Settings.online_shadow_models``.
+(:class:`online_learning.linear.LinearPredictor`, shared with the promoted
+:class:`online_learning.frozen.FrozenRiverModel`): River's own batch path costs ~5 ms per
+call whatever the batch size (dataframe conversions), which would dominate small
+micro-batches; the frozen form is a matrix product and gives the same probabilities (tested
+against River). Other River models score through their own ``predict_proba`` (row by row for
+trees: ~40 µs per row each), which is why :func:`select` shadow-scores only the challengers
+named in ``Settings.online_shadow_models``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from typing import Any, cast
 import numpy as np
 
 from online_learning.challengers import OnlineChallenger
+from online_learning.linear import LinearPredictor
 from training.champion import Predictor, ScoringModel
+
+__all__ = ["LinearPredictor", "OnlineModel", "select", "to_models"]
 
 
 @dataclass(frozen=True)
@@ -53,53 +57,6 @@ class OnlineModel:
     def as_scoring_model(self) -> ScoringModel:
         """This model typed as what :class:`agents.scoring.ModelSet` holds (duck-typed)."""
         return cast(ScoringModel, self)
-
-
-class LinearPredictor:
-    """``StandardScaler | LogisticRegression`` frozen into arrays (River's batch semantics).
-
-    River's ``transform_many`` divides by the standard deviation only where it is positive,
-    and the challenger fills non-finite scaled values with 0 before the dot product; both are
-    reproduced here.
-    """
-
-    def __init__(
-        self, means: np.ndarray, stds: np.ndarray, weights: np.ndarray, intercept: float
-    ) -> None:
-        self.means = means
-        self.stds = stds
-        self.weights = weights
-        self.intercept = float(intercept)
-
-    @classmethod
-    def compile(cls, challenger: OnlineChallenger, names: Sequence[str]) -> LinearPredictor | None:
-        """The frozen form of ``challenger``'s model, or ``None`` when it is another kind."""
-        from river import compose, linear_model, optim, preprocessing
-
-        model = challenger.model
-        if not isinstance(model, compose.Pipeline) or len(model.steps) != 2:
-            return None
-        scaler, logreg = list(model.steps.values())
-        if not isinstance(scaler, preprocessing.StandardScaler) or not isinstance(
-            logreg, linear_model.LogisticRegression
-        ):
-            return None
-        if scaler.window_size is not None or not scaler.with_std:
-            return None
-        if not isinstance(logreg.loss, optim.losses.Log):
-            return None
-        means = np.array([float(scaler.means.get(n, 0.0)) for n in names])
-        stds = np.array([float(scaler.vars.get(n, 0.0)) ** 0.5 for n in names])
-        weights = np.array([float(logreg.weights.get(n, 0.0)) for n in names])
-        return cls(means, stds, weights, float(logreg.intercept))
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(up) for each row of ``X`` (columns in the learned order)."""
-        Z = np.asarray(X, dtype=np.float64) - self.means
-        np.divide(Z, self.stds, out=Z, where=self.stds > 0)
-        Z[~np.isfinite(Z)] = 0.0
-        logits = np.clip(Z @ self.weights + self.intercept, -700.0, 700.0)
-        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
 
 def select(challengers: Iterable[OnlineChallenger], wanted: str) -> list[OnlineChallenger]:
