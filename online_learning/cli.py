@@ -115,12 +115,14 @@ def promote_cmd(
 
     ``NAME online-N`` promotes an online learner: the one of that name in the newest
     checkpoint is frozen and registered as a new version of ``--into`` (default
-    ``tickcast-direction-h<horizon>``), which becomes the champion.
+    ``tickcast-direction-h<horizon>``), which becomes the champion (the API's
+    ``POST /v1/models/promote`` does the same through :func:`checkpoint_registrar`).
     """
-    from online_learning.frozen import RegistryRegistrar, checkpoint_lookup
+    from online_learning.frozen import checkpoint_registrar
     from online_learning.promotion import (
         ChampionChallengerTest,
         PromotionController,
+        PromotionError,
         PromotionPolicy,
         is_online,
         registry_promoter,
@@ -138,9 +140,12 @@ def promote_cmd(
             settings.topic("model-events"), str(event["model_name"]).encode(), codec.encode(event)
         ),
     )
-    if is_online(version):
-        lookup, run_id = checkpoint_lookup(settings)
-        controller.register = RegistryRegistrar(settings, lookup, lambda: run_id, target=into)
-    event = controller.promote_by_hand(actor, version, reason, name=name)
+    try:
+        if is_online(version):
+            controller.register = checkpoint_registrar(settings, target=into)
+        event = controller.promote_by_hand(actor, version, reason, name=name)
+    except PromotionError as exc:
+        typer.echo(f"refused ({exc.reason}): {exc}", err=True)
+        raise typer.Exit(1) from None
     producer.flush()
     typer.echo(json.dumps(event, default=str))

@@ -16,6 +16,11 @@ plain JSON that the learner writes after each micro-batch (a contract; see docs/
   "cooldown_until": ms, "policy": {...}, "pairs": {"<challenger key>": n},
   "last_decision": {...} | null}`` — the champion/challenger test.
 
+Online learners: ``promote`` with an ``online-N`` version and the learner's name registers the
+learner of the newest checkpoint as a new integer version of the model first, through
+:func:`online_learning.frozen.checkpoint_registrar` (the code ``tickcast learner promote``
+runs), then moves the alias to that version. The ``registrar`` seam builds that hook.
+
 Rollback target: the registry tags a demoted champion ``demoted_reason = "replaced by v<N>:
 ..."``; the version that the current champion replaced (the most recently promoted of them)
 is restored, unless the caller names one.
@@ -38,6 +43,8 @@ from online_learning.promotion import (
     PromotionController,
     PromotionError,
     PromotionPolicy,
+    Registrar,
+    is_online,
 )
 from serving.circuit import CircuitBreaker
 from tickcast.config import Settings
@@ -185,9 +192,11 @@ class ModelService:
         *,
         view_ttl_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        registrar: Callable[[str], Registrar] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
+        self.registrar = registrar or self._checkpoint_registrar
         self.publisher = publisher
         self.breaker = breaker
         self.view_ttl_s = view_ttl_s
@@ -198,6 +207,12 @@ class ModelService:
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self.breaker.call(asyncio.to_thread, fn, *args)
+
+    def _checkpoint_registrar(self, name: str) -> Registrar:
+        """Register into ``name`` a learner of the newest checkpoint (blocking: MLflow)."""
+        from online_learning.frozen import checkpoint_registrar  # River: imported when used
+
+        return checkpoint_registrar(self.settings, target=name)
 
     def _view_now(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -254,10 +269,23 @@ class ModelService:
         return controller, results
 
     def _promote(
-        self, actor: str, name: str, version: str, reason: str, cid: str | None
+        self,
+        actor: str,
+        name: str,
+        version: str,
+        reason: str,
+        cid: str | None,
+        learner: str | None,
     ) -> ActionResult:
+        subject = name
+        if is_online(version):
+            if learner is None:
+                raise PromotionError("unknown_challenger", f"{version}: name its learner")
+            subject = learner
         controller, results = self._controller(name, cid)
-        event = controller.promote_by_hand(actor, version, reason, name=name)
+        if is_online(version):
+            controller.register = self.registrar(name)
+        event = controller.promote_by_hand(actor, version, reason, name=subject)
         return results[-1] if results else ActionResult(event, False, "not published")
 
     def _rollback(
@@ -281,12 +309,22 @@ class ModelService:
         return results[-1] if results else ActionResult(event, False, "not published")
 
     async def promote(
-        self, actor: str, name: str, version: str, reason: str, correlation_id: str | None = None
+        self,
+        actor: str,
+        name: str,
+        version: str,
+        reason: str,
+        correlation_id: str | None = None,
+        learner: str | None = None,
     ) -> ActionResult:
-        """Make ``name:version`` the champion (PROMOTED event)."""
+        """Make ``name:version`` the champion (PROMOTED event).
+
+        An ``online-N`` version names ``learner``'s newest checkpoint: it is registered as a
+        new version of ``name`` first (see the module doc), and the event names that version.
+        """
         try:
             result: ActionResult = await self._call(
-                self._promote, actor, name, version, reason, correlation_id
+                self._promote, actor, name, version, reason, correlation_id, learner
             )
             return result
         finally:

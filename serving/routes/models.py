@@ -108,10 +108,14 @@ async def champion_challenger_test(_: ModelsReader, runtime: RuntimeDep) -> Test
     return TestPublic(ab=ab, test=value, live=freshness)
 
 
+#: Refusals that mean "nothing known by that name": 404; any other refusal is a 409.
+NOT_FOUND = frozenset({"unknown_model", "unknown_challenger", "unknown_version", "no_checkpoint"})
+
+
 def _refused(exc: PromotionError | ModelError) -> NotFound | Conflict:
     if isinstance(exc, ModelError):
         return NotFound(str(exc), code="unknown_model")
-    if exc.reason == "unknown_model":
+    if exc.reason in NOT_FOUND:
         return NotFound(str(exc), code=exc.reason)
     return Conflict(str(exc), code=exc.reason)
 
@@ -140,6 +144,8 @@ async def _act(
         version=event["version"],
         from_version=event["from_version"],
         published=result.published,
+        learner=event["inputs"].get("online_name"),  # None (dropped) unless online
+        online_version=event["inputs"].get("online_version"),
     )
     return ActionPublic(
         event=ModelEventPublic.model_validate(event),
@@ -161,14 +167,24 @@ async def promote(
     """Make ``version`` the champion (admin only, audited): the MLflow ``champion`` alias moves
     and a PROMOTED ModelEvent goes to the ``model-events`` topic. 409 when it already is the
     champion, 404 for an unknown version; ``published`` false if Kafka did not take the event
-    (the registry change stands)."""
+    (the registry change stands).
+
+    ``version: "online-N"`` with ``learner`` promotes an online learner as
+    ``tickcast learner promote LEARNER online-N --into NAME`` does: its newest checkpoint is
+    frozen, checked against the champion and registered as a new version, which the event
+    names (``inputs.online_version``: N). 404 no checkpoint, learner or such version; 409 a
+    horizon, feature-set or feature mismatch (nothing registered)."""
     models = runtime.models
     try:
         name = models.resolve(body.name)
     except PromotionError as exc:
         raise _refused(exc) from None
-    call = models.promote(admin.sub, name, body.version, body.reason, _cid(request))
-    return await _act(runtime, "models.promote", admin.sub, name, call, version=body.version)
+    call = models.promote(
+        admin.sub, name, body.version, body.reason, _cid(request), learner=body.learner
+    )
+    return await _act(
+        runtime, "models.promote", admin.sub, name, call, version=body.version, learner=body.learner
+    )
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
 Scalar = float | int | str | bool | None
@@ -65,13 +65,27 @@ class TestPublic(BaseModel):
 
 
 class PromoteRequest(BaseModel):
-    """Make a registered version the champion."""
+    """Make a registered version, or an online learner's (registered first), the champion."""
 
     name: str | None = Field(
         None, pattern=MODEL_NAME_PATTERN, description="Default: the first configured model."
     )
-    version: str = Field(pattern=r"^[0-9]{1,9}$", description="Registered version.")
+    version: str = Field(
+        pattern=r"^([0-9]{1,9}|online-[0-9]{1,12})$",
+        description="Registered version, or online-N: the learner's newest checkpoint.",
+    )
+    learner: str | None = Field(
+        None,
+        pattern=MODEL_NAME_PATTERN,
+        description="The online learner (e.g. river-logreg); required with online-N only.",
+    )
     reason: str = Field(min_length=3, max_length=500)
+
+    @model_validator(mode="after")
+    def _learner_with_online(self) -> PromoteRequest:
+        if self.version.startswith("online-") != (self.learner is not None):
+            raise ValueError("learner is required with an online-N version, and only then")
+        return self
 
 
 class RollbackRequest(BaseModel):

@@ -175,6 +175,9 @@ def test_a_winning_river_challenger_becomes_the_registered_champion(settings: Se
 
     loaded = load_scoring_model(settings, NAME, 2)
     assert loaded.role == "champion"
+    assert isinstance(loaded.predictor, PackagedModel)
+    assert isinstance(loaded.predictor.model, FrozenRiverModel)
+    assert loaded.predictor.model.vectorised  # unpickled into the numpy form
     assert loaded.feature_names == NAMES
     assert (loaded.feature_set_version, loaded.horizon) == (FSV, 1)
     assert loaded.return_scale == RETURN_SCALE
@@ -282,6 +285,7 @@ def test_frozen_tree_scores_like_river_and_pickles() -> None:
     learner.learn(X, np.nan_to_num(X[:, 0] - X[:, 2]) > 0)
     frozen = freeze(learner, NAMES, FSV, 1)
     assert frozen.model is not learner.model
+    assert not frozen.vectorised  # a tree keeps River's path
     packaged = PackagedModel("river-hat", frozen, NAMES, FSV, 1, 0.0)
     test = _matrix(50, 12)
     expected = _river_reference(learner.model, NAMES, test)
