@@ -20,10 +20,9 @@ from typing import Any, cast
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 
-from online_learning.challengers import default_challengers
+from online_learning.challengers import OnlineChallenger, default_challengers
 from online_learning.checkpoint import save_checkpoint
 from serving.clients import Clients, redis_client
 from serving.main import create_app
@@ -31,18 +30,12 @@ from serving.security.scopes import scopes_for
 from serving.security.tokens import JwtCodec
 from serving.store import InMemoryLatestStore
 from streams.topics import apply_topics
+from tests.integration.online_promotion import FSV, NAME, NAMES, feature_matrix, register_champion
 from tickcast.config import Settings
 from tickcast.stack.processes import child_env
-from training.champion import PackagedModel
-from training.models import make_model
-from training.reference import reference_from_matrix
-from training.registry import champion, default_name, load_scoring_model, register, watch_aliases
+from training.registry import champion, load_scoring_model, watch_aliases
 
 pytestmark = pytest.mark.integration
-
-NAMES = ("rsi_14", "ret_1", "vol_20", "spread")
-FSV = "fs1"
-NAME = default_name(1)
 
 
 @pytest.fixture
@@ -81,19 +74,16 @@ def _bearer(settings: Settings, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _matrix(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, len(NAMES)))
-    X[rng.random(X.shape) < 0.1] = np.nan  # warm-up gaps
-    return X
-
-
 def _register_champion(settings: Settings) -> None:
-    X = _matrix(200, 0)
-    model = make_model("always_up").fit(pd.DataFrame(X, columns=list(NAMES)), np.arange(200) % 2)
-    packaged = PackagedModel("always_up", model, NAMES, FSV, 1, 0.01, (0, 200))
-    register(packaged, name=NAME, reference=reference_from_matrix(X, NAMES, FSV), settings=settings)
-    assert watch_aliases(settings, NAME) == (1, ())
+    register_champion(settings, 0.01)
+
+
+def _checkpointed_learner(settings: Settings) -> tuple[OnlineChallenger, str]:
+    """A River logistic-regression learner trained on 300 rows and checkpointed."""
+    learner = default_challengers(seed=4, feature_names=NAMES, feature_set_version=FSV)[0]
+    X = feature_matrix(300, 5)
+    learner.learn(X, np.nan_to_num(X[:, 0] - X[:, 2]) > 0, event_ts=1)
+    return learner, save_checkpoint(settings, [learner])
 
 
 def _river_reference(model: Any, X: np.ndarray) -> np.ndarray:
@@ -125,10 +115,7 @@ async def test_an_online_learner_is_promoted_through_the_api(
     local: Settings, client: httpx.AsyncClient
 ) -> None:
     _register_champion(local)
-    learner = default_challengers(seed=4, feature_names=NAMES, feature_set_version=FSV)[0]
-    X = _matrix(300, 5)
-    learner.learn(X, np.nan_to_num(X[:, 0] - X[:, 2]) > 0, event_ts=1)
-    run_id = save_checkpoint(local, [learner])
+    learner, run_id = _checkpointed_learner(local)
 
     response = await client.post(
         "/v1/models/promote",
@@ -153,7 +140,7 @@ async def test_an_online_learner_is_promoted_through_the_api(
     entry = champion(local, NAME)
     assert entry is not None
     assert (entry.tags["source"], entry.tags["online_version"]) == ("online", learner.version)
-    test = _matrix(40, 7)
+    test = feature_matrix(40, 7)
     test[3] = np.nan  # a row that is all warm-up
     expected = _river_reference(learner.model, test)
     assert expected.std() > 0.01  # the learner learned something: not a constant
@@ -180,7 +167,7 @@ async def test_online_promotions_that_cannot_be_done_are_refused(
 
     good = default_challengers(seed=4, feature_names=NAMES, feature_set_version=FSV)[0]
     other = default_challengers(seed=4, feature_names=NAMES, feature_set_version="fs0")[1]
-    X = _matrix(300, 5)
+    X = feature_matrix(300, 5)
     for learner in (good, other):
         learner.learn(X, np.nan_to_num(X[:, 0]) > 0, event_ts=1)
     save_checkpoint(local, [good, other])
@@ -213,10 +200,7 @@ async def test_the_cli_and_the_api_register_the_same_model(
     local: Settings, client: httpx.AsyncClient
 ) -> None:
     _register_champion(local)
-    learner = default_challengers(seed=4, feature_names=NAMES, feature_set_version=FSV)[0]
-    X = _matrix(300, 5)
-    learner.learn(X, np.nan_to_num(X[:, 0] - X[:, 2]) > 0, event_ts=1)
-    save_checkpoint(local, [learner])
+    learner, _ = _checkpointed_learner(local)
     cli = subprocess.run(
         [sys.executable, "-m", "tickcast.cli", "learner", "promote", learner.name,
          learner.version, "--reason", "by hand", "--actor", "alice", "--into", NAME],
@@ -231,7 +215,7 @@ async def test_the_cli_and_the_api_register_the_same_model(
     )
     assert response.status_code == 200, response.text
     assert (response.json()["event"]["version"], watch_aliases(local, NAME)) == ("3", (3, (2, 1)))
-    test = _matrix(40, 8)
+    test = feature_matrix(40, 8)
     expected = _river_reference(learner.model, test)
     for version in (2, 3):
         got = load_scoring_model(local, NAME, version).predict_proba(test)

@@ -33,23 +33,17 @@ from online_learning.promotion import (
 )
 from online_learning.synthetic import paired_outcomes
 from streams.codec import get_codec
+from tests.integration.online_promotion import FSV, NAME, NAMES, feature_matrix, register_champion
 from tickcast.config import Settings
 from training.champion import PackagedModel
-from training.models import make_model
-from training.reference import reference_from_matrix
 from training.registry import (
     champion,
-    default_name,
     load_scoring_model,
-    register,
     watch_aliases,
 )
 
 pytestmark = pytest.mark.integration
 
-NAMES = ("rsi_14", "ret_1", "vol_20", "spread")
-FSV = "fs1"  # the feature-set version of online_learning.synthetic's predictions
-NAME = default_name(1)
 RETURN_SCALE = 0.0123
 
 
@@ -63,21 +57,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
 
 
-def _matrix(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, len(NAMES)))
-    X[rng.random(X.shape) < 0.1] = np.nan  # warm-up gaps
-    return X
-
-
 def _register_champion(settings: Settings) -> Any:
-    X = _matrix(200, 0)
-    model = make_model("always_up").fit(pd.DataFrame(X, columns=list(NAMES)), np.arange(200) % 2)
-    packaged = PackagedModel("always_up", model, NAMES, FSV, 1, RETURN_SCALE, (0, 200))
-    reference = reference_from_matrix(X, NAMES, FSV)
-    entry = register(packaged, name=NAME, reference=reference, settings=settings)
-    assert watch_aliases(settings, NAME) == (entry.version, ())
-    return reference
+    return register_champion(settings, RETURN_SCALE)
 
 
 def _outcomes(
@@ -184,7 +165,7 @@ def test_a_winning_river_challenger_becomes_the_registered_champion(settings: Se
     assert loaded.reference is not None
     assert loaded.reference.to_json() == reference.to_json()
 
-    X = _matrix(64, 7)
+    X = feature_matrix(64, 7)
     X[3] = np.nan  # a row that is all warm-up
     expected = _river_reference(live, tuple(learner.feature_names or ()), X)
     assert expected.std() > 0.05  # the learner learned the planted signal: not a constant
@@ -244,7 +225,7 @@ def test_a_learner_of_another_feature_set_is_refused(settings: Settings) -> None
 def test_a_checkpointed_learner_is_promoted_by_hand(settings: Settings) -> None:
     _register_champion(settings)
     learner = default_challengers(seed=4, feature_names=NAMES)[0]
-    X = _matrix(300, 5)
+    X = feature_matrix(300, 5)
     learner.learn(X, np.nan_to_num(X[:, 0]) > 0, event_ts=1)
     run_id = save_checkpoint(settings, [learner])
     lookup, found_run = checkpoint_lookup(settings)
@@ -281,20 +262,20 @@ def test_without_a_registrar_an_online_win_is_still_refused(settings: Settings) 
 
 def test_frozen_tree_scores_like_river_and_pickles() -> None:
     learner = default_challengers(seed=0, feature_names=NAMES)[1]  # river-hat: row-by-row path
-    X = _matrix(600, 11)
+    X = feature_matrix(600, 11)
     learner.learn(X, np.nan_to_num(X[:, 0] - X[:, 2]) > 0)
     frozen = freeze(learner, NAMES, FSV, 1)
     assert frozen.model is not learner.model
     assert not frozen.vectorised  # a tree keeps River's path
     packaged = PackagedModel("river-hat", frozen, NAMES, FSV, 1, 0.0)
-    test = _matrix(50, 12)
+    test = feature_matrix(50, 12)
     expected = _river_reference(learner.model, NAMES, test)
     assert len(set(expected.round(6))) > 1
     np.testing.assert_allclose(packaged.predict_proba(test), expected, rtol=1e-12)
     restored = pickle.loads(pickle.dumps(packaged))
     assert isinstance(restored.model, FrozenRiverModel)
     np.testing.assert_array_equal(restored.predict_proba(test), packaged.predict_proba(test))
-    learner.learn(_matrix(400, 13), np.ones(400, dtype=bool))  # the learner moves on ...
+    learner.learn(feature_matrix(400, 13), np.ones(400, dtype=bool))  # the learner moves on ...
     assert not np.allclose(_river_reference(learner.model, NAMES, test), expected)
     frame = pd.DataFrame(test, columns=list(NAMES))
     np.testing.assert_allclose(frozen.predict_proba(frame), expected, rtol=1e-12)  # ... not it
