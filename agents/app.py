@@ -30,6 +30,10 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
         "broker_commit_every": 10_000,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
+        # Fast failover (streams.consumers says why): a dead worker's partitions move in
+        # seconds, not after librdkafka's/aiokafka's default session time-out.
+        "broker_session_timeout": settings.worker_session_timeout_ms / 1000,
+        "broker_heartbeat_interval": settings.worker_heartbeat_ms / 1000,
         "processing_guarantee": "at_least_once",
         # Events are acked at checkpoints, not one by one: a rebalance must not wait for
         # acks of events whose state is not yet durable (they are replayed instead).

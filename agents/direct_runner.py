@@ -1,18 +1,25 @@
-"""The feature stage driven by a plain batch consumer (confluent-kafka), no Faust.
+"""The worker's default runner: the feature stage on a plain batch consumer group.
 
-Faust's per-event machinery (PERFORMANCE.md: 170-750 µs per event) caps a Faust agent at a
-few thousand events/s on this machine whatever the agent does; ``consume(n)`` hands over a
-whole batch in one call. Same stage and recovery; offsets are committed only after the state
-snapshots covering them are durable. ``tickcast worker --runner direct`` selects it; the
-Faust agent stays the default.
+Faust's per-event machinery (170-750 µs per event) caps a Faust agent at a few thousand
+events/s on this machine whatever the agent does; ``consume(n)`` hands over a whole batch
+in one call. ``tickcast worker`` runs this runner (``--runner faust`` the Faust adapter).
 
 Rolling checkpoints (latency): instead of pickling every dirty symbol at each checkpoint
 (a 50-400 ms stall for 500 symbols on a busy 2-core machine), every loop turn snapshots a
 time-proportional share of the longest-dirty symbols (:meth:`FeatureStage.snapshot_some`);
-once per ``checkpoint_interval_s`` the producer is flushed and each partition is committed
-up to its first tick that no written snapshot covers (:meth:`FeatureStage.commit_point`).
-That commit is asynchronous: a lost one only means a longer replay, which the per-symbol
-offsets skip. Shutdown still writes every dirty state and commits synchronously.
+once per ``checkpoint_interval_s`` :meth:`FeatureStage.checkpoint` applies the one commit
+rule. Its commits are asynchronous: a lost one only means a longer replay, which the
+per-symbol offsets skip. A clean stop (SIGTERM) snapshots everything and commits
+synchronously.
+
+Faults:
+- a dependency down (Redis, the broker): the stage waits it out with backoff; meanwhile
+  :meth:`DirectRunner._wait_paused` pauses every assigned partition and keeps polling, so the
+  worker stays in its group, reads nothing new (bounded memory) and serves rebalances;
+- partitions revoked during such a wait: the batch in hand is abandoned (the next owner
+  replays it from the last commit);
+- any other error: the loop ends with it, nothing more is committed (no final checkpoint),
+  and the process exits non-zero with the message.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ import time
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
+from agents.dependencies import BatchAbandoned, StopRequested
 from agents.feature_stage import FeatureStage
 from agents.records import RawRecord
 from agents.turn_timer import TurnTimer
+from streams.consumers import group_consumer
 from tickcast.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -44,48 +53,96 @@ class DirectRunner:
         self.settings = settings
         self.stage = stage
         self.topic = settings.topic("ticks")
-        self.next_offsets: dict[int, int] = {}
         self.committed: dict[int, int] = {}
+        self.assigned: set[int] = set()
+        self.paused: list[TopicPartition] = []
+        self.busy = False
+        """True while a batch or checkpoint is in hand (a revoke then abandons it)."""
         worker_turn = stage.metrics.worker_turn_ms
         self.timer = TurnTimer(
             lambda phase, ms: worker_turn.labels(phase=phase).observe(ms),
             settings.worker_slow_turn_ms,
         )
         stage.timer = self.timer
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": settings.consumer_group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 5,
-                "queued.max.messages.kbytes": 65536,
-            }
+        stage.assignment = lambda: self.assigned
+        stage.guard.sleep = self._wait_paused
+        self.consumer = group_consumer(
+            settings,
+            settings.consumer_group,
+            **{"fetch.wait.max.ms": 5, "queued.max.messages.kbytes": 65536},
         )
+
+    # --- group membership -------------------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.assigned = {tp.partition for tp in partitions}
+        log.info("partitions assigned", partitions=sorted(self.assigned))
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Uncommitted work is replayed by the next owner (and skipped where state has it).
         self.stage.forget()
-        self.next_offsets.clear()
         self.committed.clear()
+        self.assigned = set()
+        self.paused = []
+        if self.busy:
+            self.stage.guard.abandoned = True
 
-    async def _commit(self) -> None:
-        offsets = [TopicPartition(self.topic, p, o) for p, o in self.next_offsets.items()]
-        if offsets:
-            await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
+    async def _wait_paused(self, seconds: float) -> None:
+        """Wait ``seconds`` between retries with every partition paused, polling meanwhile.
 
+        Polling keeps the worker in its group (``max.poll.interval.ms``) and runs rebalance
+        callbacks; a record that still arrives (a partition assigned during the wait) is
+        sought back and its partition paused too, so nothing is read past the batch in hand.
+        """
+        consumer = self.consumer
+        if not self.paused:
+            self.paused = list(consumer.assignment())
+            if self.paused:
+                consumer.pause(self.paused)
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            for message in consumer.consume(100, timeout=max(0.0, min(left, 0.2))):
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                if (
+                    message.error() is None
+                    and topic
+                    and partition is not None
+                    and offset is not None
+                ):
+                    tp = TopicPartition(topic, partition, offset)
+                    consumer.seek(tp)
+                    consumer.pause([tp])
+                    self.paused.append(tp)
+            await asyncio.sleep(0)  # let signal handlers run
+            if left <= 0 or self.stage.guard.abandoned or self.stage.guard.stopping():
+                return
+
+    def _resume(self) -> None:
+        if self.paused:
+            owned = [tp for tp in self.paused if tp.partition in self.assigned]
+            if owned:
+                self.consumer.resume(owned)
+            self.paused = []
+
+    # --- commits ----------------------------------------------------------------------------
     async def _commit_rolling(self, offsets: dict[int, int]) -> None:
         """Commit what moved, without waiting (librdkafka sends commits in order)."""
         moved = [
             TopicPartition(self.topic, p, o)
             for p, o in offsets.items()
-            if o > self.committed.get(p, -1)
+            if p in self.assigned and o > self.committed.get(p, -1)
         ]
         if moved:
             self.consumer.commit(offsets=moved, asynchronous=True)
             for tp in moved:
                 self.committed[tp.partition] = tp.offset
 
+    async def _commit_sync(self, offsets: dict[int, int]) -> None:
+        owned = [TopicPartition(self.topic, p, o) for p, o in offsets.items() if p in self.assigned]
+        if owned:
+            await asyncio.to_thread(self.consumer.commit, offsets=owned, asynchronous=False)
+
+    # --- the loop ---------------------------------------------------------------------------
     def _next_batch(self, batch_max: int, within: float) -> list[Any]:
         """What is queued now (up to ``batch_max``); when nothing is, wait up to ``within``
         for the first record and take what came with it.
@@ -103,50 +160,85 @@ class DirectRunner:
             return first
         return first + self.consumer.consume(batch_max - 1, timeout=0)
 
+    def _records(self, messages: list[Any]) -> list[RawRecord]:
+        records = []
+        for m in messages:
+            if m.error() is not None:
+                log.warning("consume error", error=str(m.error()))
+                continue
+            partition, offset = m.partition(), m.offset()
+            if partition is None or offset is None:
+                continue
+            records.append(RawRecord(self.topic, partition, offset, m.key(), m.value()))
+        return records
+
+    async def _turn(self, records: list[RawRecord]) -> int:
+        """One batch, the turn's snapshots, and the checkpoint when it is due."""
+        stage, timer = self.stage, self.timer
+        if records:
+            with stage.metrics.stage_timer("features"):
+                await stage.handle(records)
+        timer.mark("handle_rest")
+        snapshots = stage.snapshot_some()
+        timer.mark("snapshot")
+        if stage.commit_due():
+            await stage.checkpoint(self._commit_rolling)
+        timer.mark("commit")
+        await stage.refresh()
+        timer.mark("refresh")
+        return snapshots
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; the stage must be open."""
-        self.consumer.subscribe([self.topic], on_revoke=self._on_revoke)
+        """Run until ``stop`` is set; the stage must be open. Errors end the loop uncommitted."""
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.stage.guard.stopping = stop.is_set
         batch_max = self.settings.batch_max_events
         within = self.settings.batch_within_s
         timer = self.timer
+        clean = False
         try:
             while not stop.is_set():
                 messages = self._next_batch(batch_max, within)
                 timer.start()  # the idle wait for a first record is not part of a turn
-                records = []
-                for m in messages:
-                    if m.error() is not None:
-                        log.warning("consume error", error=str(m.error()))
-                        continue
-                    partition, offset = m.partition(), m.offset()
-                    if partition is None or offset is None:
-                        continue
-                    records.append(RawRecord(self.topic, partition, offset, m.key(), m.value()))
-                    self.next_offsets[partition] = offset + 1
+                records = self._records(messages)
                 timer.mark("consume")
                 async with self.stage.lock:
-                    if records:
-                        with self.stage.metrics.stage_timer("features"):
-                            await self.stage.handle(records)
-                    timer.mark("handle_rest")
-                    snapshots = self.stage.snapshot_some()
-                    timer.mark("snapshot")
-                    if self.stage.commit_due():
-                        await self.stage.commit_point(self.next_offsets, self._commit_rolling)
-                    timer.mark("commit")
-                    await self.stage.refresh()
-                    timer.mark("refresh")
+                    self.busy = True
+                    try:
+                        snapshots = await self._turn(records)
+                    except BatchAbandoned:
+                        log.warning("batch abandoned: partitions revoked", records=len(records))
+                        snapshots = 0
+                    finally:
+                        self.busy = False
+                        self.stage.guard.abandoned = False
+                        self._resume()
                 timer.end(records=len(records), snapshots=snapshots, gc=gc.get_count())
                 # consume() blocks synchronously: give the loop a turn so signal handlers
                 # (SIGTERM → stop) and background tasks run even when no record arrives.
                 await asyncio.sleep(0)
+            clean = True
+        except StopRequested:
+            log.warning("stopped while a dependency was down: the batch in hand is not committed")
         finally:
-            try:
-                async with self.stage.lock:
-                    await self.stage.checkpoint(self._commit)
-            except KafkaException as exc:
-                log.warning("final checkpoint failed", error=str(exc))
+            if clean:
+                await self._final_checkpoint()
             self.consumer.close()
+
+    async def _final_checkpoint(self) -> None:
+        """Snapshot everything and commit synchronously, giving a dead broker 30 s at most."""
+        stage = self.stage
+        stage.guard.stopping = _deadline(30.0)
+        try:
+            async with stage.lock:
+                await stage.checkpoint(self._commit_sync, full=True)
+        except (KafkaException, StopRequested) as exc:
+            log.warning("final checkpoint failed: replayed at the next start", error=str(exc))
+
+
+def _deadline(seconds: float) -> Any:
+    end = time.monotonic() + seconds
+    return lambda: time.monotonic() > end
 
 
 async def run_direct(settings: Settings, stage: FeatureStage, stop: asyncio.Event) -> None:

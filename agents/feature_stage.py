@@ -3,15 +3,16 @@
 Per micro-batch: run :class:`FeatureEngine`, then the later stages (scoring, outcome join)
 on the same batch, producing the predictions as soon as they are scored; then enqueue
 feature, dead-letter and outcome records on a fast producer and write each touched
-symbol's latest vector and prediction to Redis in one pipeline. Per checkpoint (every
-``checkpoint_interval_s``, also when idle): flush the producer, snapshot every dirty symbol
-state to the changelog topic (agents.state_store), flush again, and only then confirm the
-events to Kafka (a Faust ack, or an offset commit), so committed offsets never run ahead of
-durable state. A crash replays from the last commit; per-symbol offsets in the state make
-the replay skip what the state already holds (see agents.feature_engine).
+symbol's latest vector and prediction to Redis in one command. :meth:`FeatureStage.checkpoint`
+holds the one commit rule of every runner: offsets move only over records whose batch was
+handled to the end and whose symbols' states are in durable snapshots, themselves produced
+only after the outputs they cover were flushed. A crash replays from the last commit;
+per-symbol offsets in the state make the replay skip what the state already holds (see
+agents.feature_engine). Redis and Kafka outages are waited out, never skipped
+(agents.dependencies), and Redis is rebuilt from the state when it comes back empty.
 
-Runners: agents.features_agent (a Faust agent, the default) and agents.direct_runner (a
-plain batch consumer for the highest throughput).
+Runners: agents.direct_runner (a plain batch consumer group, the default) and
+agents.features_agent (a Faust agent over the same stage and protocol).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any
 
 import structlog
 
+from agents.dependencies import DependencyGuard
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.records import RawRecord
 from agents.stages import BatchStage, StageOutput
@@ -39,10 +41,10 @@ from streams.codec import get_codec
 from streams.feature_encoder import FeatureVectorEncoder
 from streams.hot_codec import OutcomeEncoder, PredictionEncoder
 from tickcast.config import Settings
+from tickcast.errors import TickcastError
 
 log = structlog.get_logger(__name__)
 
-Confirm = Callable[[], Awaitable[None]]
 Commit = Callable[[dict[int, int]], Awaitable[None]]
 
 
@@ -71,16 +73,24 @@ class FeatureStage:
         self.dlq_codec = get_codec("DeadLetter")
         self.dirty: dict[str, SymbolStream] = {}
         self.dirty_since: dict[str, int] = {}
-        """Per dirty symbol, the offset of its first tick not covered by a written snapshot
+        """Per dirty symbol, the offset of its first tick not covered by a snapshot made so far
         (insertion order = the order symbols got dirty: the rolling checkpoint's queue)."""
+        self.pending: dict[str, tuple[int, bytes]] = {}
+        """Snapshots pickled but not yet produced: symbol → (partition, payload)."""
+        self.handled: dict[int, int] = {}
+        """Per partition, the offset after the last record whose batch :meth:`handle` finished."""
+        self.awaiting: dict[int, int] = {}
+        """Offsets that the snapshots produced at the last checkpoint cover once durable."""
         self.last_spread = time.monotonic()
-        self.unconfirmed = 0
         self.prediction_written: dict[str, float] = {}
         self.lock = asyncio.Lock()
         self.last_checkpoint = time.monotonic()
+        self.guard = DependencyGuard(metrics, settings.worker_retry_max_s)
         self.producer: BatchProducer | None = None
         self.store: ChangelogStateStore | None = None
         self.redis: RedisTable | None = None
+        self.assignment: Callable[[], Iterable[int]] | None = None
+        """Set by a runner that knows which partitions it owns (see :meth:`owned`)."""
         self.timer: TurnTimer | None = None
         """Set by a runner that times its turns (agents.direct_runner); phases of handle()."""
         self._early = {id(s) for s in self.stages if _bind_early(s, self._produce_predictions)}
@@ -88,7 +98,9 @@ class FeatureStage:
 
     def open(self) -> None:
         """Open the output connections (called when the worker starts)."""
-        self.producer = BatchProducer(self.settings)
+        # Never time out a message: a broker outage is waited out (agents.dependencies), and
+        # a message that expired in the queue would be an output lost behind the state.
+        self.producer = BatchProducer(self.settings, **{"message.timeout.ms": 0})
         self.store = ChangelogStateStore(
             self.settings, self.settings.topic("feature-state"), self.producer
         )
@@ -105,7 +117,9 @@ class FeatureStage:
             self.store.forget()
         self.dirty.clear()
         self.dirty_since.clear()
-        self.unconfirmed = 0
+        self.pending.clear()
+        self.handled.clear()
+        self.awaiting.clear()
 
     async def handle(self, records: list[RawRecord]) -> BatchOutput:
         """Process one micro-batch and enqueue its outputs.
@@ -144,13 +158,17 @@ class FeatureStage:
         await self._write_redis(out, [result for _, result in results], now_ms)
         mark("redis")
         self.producer.poll()
+        # Only now is the batch handled: its states may be snapshotted, its offsets committed.
         self.store.keep(out.touched)
         self.dirty.update(out.touched)
         since = self.dirty_since
         for symbol, offset in out.first_offsets.items():
             if symbol not in since:
                 since[symbol] = offset
-        self.unconfirmed += len(records)
+        handled = self.handled
+        for raw in records:
+            if raw.offset >= handled.get(raw.partition, -1):
+                handled[raw.partition] = raw.offset + 1
         self._count(len(records), out)
         return out
 
@@ -190,8 +208,18 @@ class FeatureStage:
         for result in results:
             champion.update(result.latest)
             challenger.update(result.latest_challenger)
-        with self.metrics.redis_op("write_batch"):
-            await self.redis.write_many(blobs, {"": champion, ":challenger": challenger})
+        touched = out.touched
+        for suffix, records in (("", champion), (":challenger", challenger)):
+            for symbol, record in records.items():  # kept with the state: Redis is rebuildable
+                touched[symbol].extra.setdefault("serving", {})[suffix] = record
+        predictions = {"": champion, ":challenger": challenger}
+        redis = self.redis
+
+        async def write() -> None:
+            with self.metrics.redis_op("write_batch"):
+                await redis.write_many(blobs, predictions)
+
+        await self.guard.call("redis", write)
         for result in results:
             if result.latest or result.latest_challenger:
                 self._prediction_freshness(result)
@@ -217,64 +245,86 @@ class FeatureStage:
         for dead in out.dead_letters:
             self.metrics.record_dead_letter(self.ticks_topic, dead["reason"])
 
-    async def checkpoint(self, confirm: Confirm) -> None:
-        """Make outputs and state durable, then ``confirm`` (ack / commit) what they cover."""
-        if not self.unconfirmed or self.producer is None or self.store is None:
-            return
-        await self.producer.flush_async()
-        self.store.put_many(self.dirty)
-        await self.producer.flush_async()
-        await confirm()
-        log.debug("checkpoint", states=len(self.dirty), events=self.unconfirmed)
-        self.dirty.clear()
-        self.dirty_since.clear()
-        self.unconfirmed = 0
-        self.last_checkpoint = time.monotonic()
+    # --- the commit rule: one protocol for every runner ------------------------------------
+    async def checkpoint(self, commit: Commit, *, full: bool = False) -> None:
+        """Make outputs and snapshots durable, then ``commit`` only what they cover.
 
-    # --- rolling checkpoints (agents.direct_runner) -------------------------------------------
+        THE commit rule (docs/stream.md): a partition's offset is committed only up to its
+        first record that is not both *handled* (its outputs enqueued: :attr:`handled`
+        moves only when :meth:`handle` returned) and *covered* by a durable snapshot of its
+        symbol (:meth:`_uncovered`). Snapshots are produced only after the outputs they
+        cover were flushed, so no durable state ever holds a tick whose outputs could be
+        lost. Every runner calls this and nothing else commits.
+
+        Rolling (``full=False``, every ``checkpoint_interval_s``): flush (outputs and the
+        snapshots produced at the previous checkpoint become durable), commit the offsets
+        computed then, produce the snapshots pickled since (:meth:`snapshot_some`) and
+        compute the offsets they will cover: commits lag one interval, no second flush.
+        Full (``full=True``: shutdown, the Faust adapter): snapshot every dirty symbol,
+        flush twice, commit at once.
+        """
+        self.last_checkpoint = time.monotonic()
+        if self.producer is None or self.store is None:
+            return
+        await self._flush()
+        if self.awaiting:
+            awaiting, self.awaiting = self.awaiting, {}
+            await commit(awaiting)
+        if full:
+            self._pickle(list(self.dirty))
+        produced = self._produce_pending()
+        offsets = safe_offsets(self.handled, self._uncovered())
+        if full:
+            if produced:
+                await self._flush()
+            await commit(offsets)
+        else:
+            self.awaiting = offsets
+        await self.ensure_view()
+
+    async def _flush(self) -> None:
+        """Deliver everything enqueued, waiting out a broker outage (never skipping)."""
+        assert self.producer is not None
+        await self.guard.call("kafka", self.producer.flush_async)
+
     def snapshot_some(self, now: float | None = None) -> int:
-        """Snapshot the longest-dirty symbols, a share proportional to the time elapsed.
+        """Pickle the longest-dirty symbols, a share proportional to the time elapsed.
 
         Why: pickling every dirty symbol at once (~100 µs each, 500 symbols) stalled the
         stream for 50-400 ms per checkpoint on a busy 2-core machine. Spread over the
         batches, each symbol is still written about once per ``checkpoint_interval_s``, but a
         batch pays only for ``len(dirty) * elapsed / interval`` of them. The snapshots are
-        enqueued only: :meth:`commit_point` makes them durable before any offset moves.
+        held until the next :meth:`checkpoint` produces them (after the flush that makes
+        the outputs they cover durable).
         """
         now = time.monotonic() if now is None else now
         elapsed, self.last_spread = now - self.last_spread, now
-        if not self.dirty or self.store is None:
+        if not self.dirty:
             return 0
         interval = max(self.settings.checkpoint_interval_s, 1e-3)
         # At most a tenth of the dirty symbols per turn, even after a long batch: a burst
         # of pickling would be the very stall this spreading avoids (commits lag instead).
         n = spread_share(len(self.dirty), min(elapsed, interval / 10), interval)
-        chosen = {s: self.dirty[s] for s in islice(self.dirty, n)}
-        self.store.put_many(chosen)
-        for symbol in chosen:
-            del self.dirty[symbol]
+        return self._pickle(list(islice(self.dirty, n)))
+
+    def _pickle(self, symbols: list[str]) -> int:
+        """Snapshot ``symbols`` now (bytes held in :attr:`pending`); they are clean after."""
+        for symbol in symbols:
+            state = self.dirty.pop(symbol)
             self.dirty_since.pop(symbol, None)
-        return len(chosen)
+            self.pending[symbol] = (state.partition, state.dumps())
+        return len(symbols)
 
-    async def commit_point(self, consumed: Mapping[int, int], commit: Commit) -> None:
-        """Flush, then commit per partition up to the first tick no durable snapshot covers.
+    def _produce_pending(self) -> int:
+        """Enqueue the held snapshots (call only right after a successful flush)."""
+        assert self.store is not None
+        pending, self.pending = self.pending, {}
+        for symbol, (partition, payload) in pending.items():
+            self.store.produce(symbol, partition, payload)
+        return len(pending)
 
-        ``consumed`` is partition → next offset handed to :meth:`handle`. Everything enqueued
-        before the flush (outputs and the snapshots of :meth:`snapshot_some`) is in Kafka
-        after it, so the offsets computed before the flush are safe to commit.
-        """
-        self.last_checkpoint = time.monotonic()
-        if self.producer is None or not consumed:
-            return
-        offsets = safe_offsets(consumed, self._dirty_offsets())
-        clean = not self.dirty
-        await self.producer.flush_async()
-        await commit(offsets)
-        if clean:
-            self.unconfirmed = 0
-
-    def _dirty_offsets(self) -> dict[int, int]:
-        """Per partition, the smallest offset of a tick not yet covered by a snapshot."""
+    def _uncovered(self) -> dict[int, int]:
+        """Per partition, the smallest offset of a tick no snapshot (made so far) covers."""
         lowest: dict[int, int] = {}
         for symbol, offset in self.dirty_since.items():
             state = self.dirty.get(symbol)
@@ -286,24 +336,71 @@ class FeatureStage:
         return lowest
 
     def commit_due(self) -> bool:
-        """True when the checkpoint interval has passed since the last commit point."""
+        """True when the checkpoint interval has passed since the last checkpoint."""
         return time.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_s
 
-    async def maybe_checkpoint(self, confirm: Confirm) -> None:
-        """Checkpoint when the interval has passed."""
-        elapsed = time.monotonic() - self.last_checkpoint
-        if elapsed >= self.settings.checkpoint_interval_s:
-            await self.checkpoint(confirm)
+    # --- the serving view ---------------------------------------------------------------------
+    async def ensure_view(self) -> int:
+        """Rebuild Redis for owned partitions whose view mark is gone; returns symbols written.
+
+        Redis is a view of the worker's state: when it comes back empty (restart without
+        persistence, a flush, ``tickcast features rebuild``), the mark of each partition is
+        gone, and every owned symbol's latest feature vector and predictions are written
+        again from the state (restored from the changelog first where needed).
+        """
+        if self.redis is None or self.store is None:
+            return 0
+        partitions = sorted(self.owned())
+        if not partitions:
+            return 0
+        redis = self.redis
+        missing = await self.guard.call("redis", lambda: redis.missing_view_marks(partitions))
+        if not missing:
+            return 0
+        for partition in missing:
+            if partition not in self.store.restored:
+                self.store.restore(partition)
+        wanted = set(missing)
+        now_ms = int(time.time() * 1000)
+        version = self.engine.version
+        blobs: dict[str, bytes] = {}
+        predictions: dict[str, dict[str, dict[str, Any]]] = {"": {}, ":challenger": {}}
+        for symbol, state in self.store.states.items():
+            if state.partition not in wanted or state.last_ts < 0:
+                continue
+            blobs[symbol] = encode_blob(state.last_ts, now_ms, version, state.last_values)
+            for suffix, record in (state.extra.get("serving") or {}).items():
+                predictions.setdefault(suffix, {})[symbol] = record
+
+        async def rebuild() -> None:
+            await redis.write_many(blobs, predictions)
+            await redis.set_view_marks(missing)
+
+        await self.guard.call("redis", rebuild)
+        log.warning("redis_view_rebuilt", partitions=missing, symbols=len(blobs))
+        return len(blobs)
+
+    def owned(self) -> set[int]:
+        """Partitions this worker owns: the runner's assignment when it told us
+        (:attr:`assignment`), else those whose state it restored."""
+        if self.assignment is not None:
+            return set(self.assignment())
+        return set(self.store.restored) if self.store is not None else set()
 
     async def close(self) -> None:
         """Deliver what was enqueued and close connections (worker shutdown).
 
         No state is written here: the events after the last checkpoint are simply
-        replayed (and skipped where the state has them) at the next start.
+        replayed (and skipped where the state has them) at the next start. A broker that
+        does not take the outputs within the time-out loses nothing either: they are
+        produced again by that replay.
         """
         async with self.lock:
             if self.producer is not None:
-                await self.producer.flush_async()
+                try:
+                    await self.producer.flush_async(timeout=10.0)
+                except TickcastError as exc:
+                    log.warning("outputs not delivered at close", error=str(exc)[:300])
         if self.redis is not None:
             await self.redis.close()
 

@@ -1,42 +1,53 @@
-"""The feature stage as a Faust agent on ``ticks`` (see agents.feature_stage).
+"""The feature stage as a Faust agent on ``ticks``: a thin adapter over agents.feature_stage.
 
-Events arrive in micro-batches through ``stream.noack_take``; they are acked only at a
-checkpoint, after the state covering them is durable, so Faust commits safe offsets.
+Same stage, same commit rule (:meth:`FeatureStage.checkpoint`), Faust's ways of consuming:
+events arrive in micro-batches through ``stream.noack_take`` and are acked only when the
+checkpoint commits their offsets (a commit of offset *o* on a partition = ack every pending
+event of that partition below *o*; Faust commits the acked prefix). A full checkpoint runs
+every ``checkpoint_interval_s``, also when idle.
+
+Faults: a dependency down is waited out inside :meth:`FeatureStage.handle` (the agent stops
+pulling; Faust's flow control pauses the fetch when its buffer fills). A revoke during the
+wait abandons the batch. Any other error ends the process with exit code 1 at once — Faust's
+supervisor would otherwise restart the agent after the failed batch, and later snapshots
+would cover ticks whose outputs were never produced (the loss an outside review measured).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+import structlog
 from faust.types import EventT, StreamT
 
-from agents.feature_engine import FeatureEngine
+from agents.dependencies import BatchAbandoned
 from agents.feature_stage import FeatureStage
 from agents.records import RawRecord
-from agents.stages import BatchStage
-from monitoring.metrics import Metrics
-from tickcast.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
-def register_feature_agent(
-    app: faust.App,
-    settings: Settings,
-    engine: FeatureEngine,
-    metrics: Metrics,
-    stages: list[BatchStage] | None = None,
-) -> FeatureStage:
-    """Declare the topic, agent and timers of the feature stage on ``app``."""
-    stage = FeatureStage(settings, engine, metrics, stages)
+def register_feature_agent(app: faust.App, stage: FeatureStage) -> FeatureStage:
+    """Declare the topic, agent and timers of ``stage`` on ``app``."""
+    settings = stage.settings
     pending: list[EventT] = []
     streams: list[StreamT] = []
 
-    async def ack_pending() -> None:
+    async def commit(offsets: dict[int, int]) -> None:
+        """Ack the pending events below each partition's committable offset."""
         ack = streams[0].ack
+        keep: list[EventT] = []
         for event in pending:
-            await ack(event)
-        pending.clear()
+            message = event.message
+            if message.offset < offsets.get(message.partition, -1):
+                await ack(event)
+            else:
+                keep.append(event)
+        pending[:] = keep
 
     ticks = app.topic(
         settings.topic("ticks"),
@@ -58,21 +69,34 @@ def register_feature_agent(
                 for e in events
             ]
             async with stage.lock:
-                with stage.metrics.stage_timer("features"):
-                    await stage.handle(records)
-                pending.extend(events)
-                await stage.maybe_checkpoint(ack_pending)
-                await stage.refresh()
+                try:
+                    with stage.metrics.stage_timer("features"):
+                        await stage.handle(records)
+                    pending.extend(events)
+                    if stage.commit_due():
+                        await stage.checkpoint(commit, full=True)
+                    await stage.refresh()
+                except BatchAbandoned:
+                    log.warning("batch abandoned: partitions revoked", records=len(records))
+                except Exception as exc:  # any other failure ends the process
+                    _die(exc)
+                finally:
+                    stage.guard.abandoned = False
             yield len(events)
 
     @app.timer(interval=max(settings.checkpoint_interval_s, 0.05))
     async def idle_checkpoint() -> None:
         async with stage.lock:
-            if streams:
-                await stage.maybe_checkpoint(ack_pending)
+            if streams and stage.commit_due():
+                try:
+                    await stage.checkpoint(commit, full=True)
+                except Exception as exc:  # any failure ends the process
+                    _die(exc)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*_: Any, **__: Any) -> None:
+        if stage.lock.locked():
+            stage.guard.abandoned = True  # a batch waiting for a dependency gives up
         async with stage.lock:
             stage.forget()
             pending.clear()
@@ -86,3 +110,11 @@ def register_feature_agent(
         await stage.close()
 
     return stage
+
+
+def _die(exc: BaseException) -> None:
+    """End the worker now, committing nothing more (the next start replays from the commit)."""
+    log.critical("worker stopped by an error it cannot retry", error=repr(exc)[:500])
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)

@@ -3,8 +3,8 @@
 A snapshot goes to the partition number of the symbol's ticks (co-partitioning), keyed by
 symbol, so the worker that owns ticks partition *p* restores exactly changelog partition
 *p*: it reads it from the beginning to the high watermark before touching any of its
-symbols. Snapshots are written at checkpoints, before the offsets they cover are
-committed (see agents.features_agent).
+symbols. Snapshots are written at checkpoints, after the outputs they cover are flushed and
+before the offsets they cover are committed (see FeatureStage.checkpoint).
 
 Why not a Faust Table: a Faust table can only be written from per-event stream iteration
 (it finds the partition through the current-event context), which forces a changelog write
@@ -87,13 +87,9 @@ class ChangelogStateStore:
         """Hold live states in memory (a batch's new symbols included) until a snapshot."""
         self.states.update(states)
 
-    def put_many(self, states: Mapping[str, SymbolStream]) -> None:
-        """Enqueue snapshots (delivery is confirmed by the producer's flush)."""
-        for symbol, state in states.items():
-            self.states[symbol] = state
-            self.producer.produce(
-                self.topic, symbol.encode(), state.dumps(), partition=state.partition
-            )
+    def produce(self, symbol: str, partition: int, payload: bytes) -> None:
+        """Enqueue one snapshot (durable after the producer's next successful flush)."""
+        self.producer.produce(self.topic, symbol.encode(), payload, partition=partition)
 
     def forget(self, partitions: Iterable[int] | None = None) -> None:
         """Drop partitions this worker no longer owns (all when ``None``)."""

@@ -1,17 +1,19 @@
-"""Build and run a stream worker: the Faust app with the stages this deployment runs."""
+"""Build and run a stream worker: the feature stage with the stages this deployment runs.
+
+Two runners drive the same stage and commit rule: ``direct`` (the default, a plain
+confluent-kafka consumer group, agents.direct_runner) and ``faust`` (a Faust agent,
+agents.features_agent). A Faust app is built only when the Faust runner runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
-import faust
-from faust.worker import Worker
-
-from agents.app import faust_app
 from agents.direct_runner import run_direct
 from agents.feature_engine import FeatureEngine
-from agents.features_agent import FeatureStage, register_feature_agent
+from agents.feature_stage import FeatureStage
 from agents.predictions import PredictionStage
 from agents.stages import BatchStage
 from indicators.feature_set import FeatureSet
@@ -19,40 +21,54 @@ from monitoring.metrics import Metrics, get_metrics, serve_metrics
 from streams.validation import ValidationRules
 from tickcast.config import Settings
 
+if TYPE_CHECKING:
+    import faust
+
+RUNNERS = ("direct", "faust")
+
+
+def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureStage:
+    """The feature stage with scoring + outcomes (unless disabled); not yet opened."""
+    metrics = metrics or get_metrics()
+    engine = FeatureEngine(FeatureSet.default(), ValidationRules.from_settings(settings))
+    stages: list[BatchStage] = []
+    if settings.scoring_enabled:
+        stages.append(PredictionStage(settings, metrics, engine.feature_set))
+    return FeatureStage(settings, engine, metrics, stages)
+
 
 def build_worker_app(
     settings: Settings, metrics: Metrics | None = None
 ) -> tuple[faust.App, FeatureStage]:
-    """The Faust app with the feature stage (and, unless disabled, scoring + outcomes)."""
+    """The Faust app running the feature stage (the ``faust`` runner)."""
+    from agents.app import faust_app
+    from agents.features_agent import register_feature_agent
+
     app = faust_app(settings)
-    metrics = metrics or get_metrics()
-    engine = FeatureEngine(FeatureSet.default(), ValidationRules())
-    stages: list[BatchStage] = []
-    if settings.scoring_enabled:
-        stages.append(PredictionStage(settings, metrics, engine.feature_set))
-    stage = register_feature_agent(app, settings, engine, metrics, stages)
-    return app, stage
+    return app, register_feature_agent(app, build_stage(settings, metrics))
 
 
 def run_worker(
     settings: Settings,
     metrics_port: int | None = None,
     loglevel: str = "warn",
-    runner: str = "faust",
+    runner: str = "direct",
 ) -> None:
-    """Run a worker in the foreground until SIGTERM/SIGINT (runner ``faust`` or ``direct``)."""
+    """Run a worker in the foreground until SIGTERM/SIGINT (runner ``direct`` or ``faust``)."""
     if metrics_port is not None:
         serve_metrics(metrics_port)
     if runner == "direct":
         run_direct_worker(settings)
         return
+    from faust.worker import Worker
+
     app, _ = build_worker_app(settings)
     Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 def run_direct_worker(settings: Settings, metrics: Metrics | None = None) -> None:
-    """The same stages on a plain batch consumer (agents.direct_runner), until a signal."""
-    _, stage = build_worker_app(settings, metrics)  # the Faust app only declares; never starts
+    """The stage on a plain batch consumer group (agents.direct_runner), until a signal."""
+    stage = build_stage(settings, metrics)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -102,6 +102,10 @@ DEPENDENCY_UP = MetricSpec(
     "tickcast_dependency_up", "gauge", "1 when a dependency (kafka, redis, clickhouse, mlflow) "
     "answers, else 0.", ("component",),
 )  # fmt: skip
+DEGRADED = MetricSpec(
+    "tickcast_degraded", "gauge",
+    "1 while a dependency of this process is down and it waits (consumption paused), else 0.",
+)  # fmt: skip
 PREDICTION_AGE = MetricSpec(
     "tickcast_prediction_age_seconds", "gauge",
     "Age of the oldest latest-prediction across symbols (wall clock minus its write time).",
@@ -185,8 +189,8 @@ LAG_COLLECT_ERRORS = MetricSpec(
 #: The whole catalogue, in documentation order.
 SPECS: tuple[MetricSpec, ...] = (
     STAGE_LATENCY, WORKER_TURN, EVENTS, DEAD_LETTERS, REDIS_OP, REDIS_ERRORS, CLICKHOUSE_OP,
-    CLICKHOUSE_ERRORS, HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, PREDICTION_AGE,
-    LAST_PREDICTION,
+    CLICKHOUSE_ERRORS, HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, DEGRADED,
+    PREDICTION_AGE, LAST_PREDICTION,
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
     PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS, PROMOTION_DECISIONS,
     SHARPE, MAX_DRAWDOWN, DAILY_PNL,
@@ -269,6 +273,7 @@ class Metrics:
         self.http_request_ms = _histogram(HTTP_REQUEST, r)
         self.feature_cache_hit_rate = _gauge(FEATURE_CACHE_HIT_RATE, r)
         self.dependency_up = _gauge(DEPENDENCY_UP, r)
+        self.degraded = _gauge(DEGRADED, r)
         self.prediction_age_seconds = _gauge(PREDICTION_AGE, r)
         self.last_prediction_ts = _gauge(LAST_PREDICTION, r)
         self.predictions = _counter(PREDICTIONS, r)

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, Message, Producer
 
 from tickcast.config import Settings
-from tickcast.errors import DependencyError
+from tickcast.errors import DependencyError, TickcastError
+
+
+class DeliveryFailed(TickcastError):
+    """Kafka refused records for good (e.g. too large, topic gone): not worth retrying."""
 
 
 def producer_config(settings: Settings, **extra: object) -> dict[str, object]:
@@ -68,12 +72,19 @@ class BatchProducer:
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Block until everything enqueued is delivered; raise when something was not."""
+        """Block until everything enqueued is delivered.
+
+        Raises :class:`DeliveryFailed` when the broker refused a record for good (nothing
+        to wait for), :class:`DependencyError` when records are still queued at the
+        time-out (the broker is away: flushing again later may succeed).
+        """
         remaining = self._producer.flush(timeout)
         errors, self._errors = self._errors, []
-        if remaining or errors:
+        if errors:
+            raise DeliveryFailed(f"{len(errors)} record(s) refused by Kafka: {errors[:3]}")
+        if remaining:
             raise DependencyError(
-                "kafka", f"{remaining} undelivered, errors: {errors[:3]}", "is the broker up?"
+                "kafka", f"{remaining} records undelivered after {timeout} s", "is the broker up?"
             )
 
     async def flush_async(self, timeout: float = 30.0) -> None:

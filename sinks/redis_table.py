@@ -4,6 +4,8 @@ Keys (``<prefix>`` is ``TICKCAST_REDIS_KEY_PREFIX``)::
 
     <prefix>features:<SYMBOL>    feature blob (see sinks.feature_blob), TTL feature_ttl_s
     <prefix>prediction:<SYMBOL>  JSON of the champion's latest prediction, same TTL
+    <prefix>view:<PARTITION>     mark: the worker owning ticks partition <PARTITION> wrote
+                                 its symbols here (gone = Redis lost them: rebuild)
 
 Writes are one command per micro-batch (:meth:`RedisTable.write_many`: features and
 predictions together, one round trip); reads use MGET.
@@ -49,6 +51,27 @@ class RedisTable:
     def prediction_key(self, symbol: str) -> str:
         """The key of a symbol's latest champion prediction."""
         return f"{self.prefix}prediction:{symbol}"
+
+    def view_key(self, partition: int) -> str:
+        """The mark saying partition ``partition``'s symbols are in this Redis."""
+        return f"{self.prefix}view:{partition}"
+
+    async def missing_view_marks(self, partitions: Sequence[int]) -> list[int]:
+        """The partitions among ``partitions`` whose view mark is absent."""
+        if not partitions:
+            return []
+        found = await self.client.mget([self.view_key(p) for p in partitions])
+        return [p for p, mark in zip(partitions, found, strict=True) if mark is None]
+
+    async def set_view_marks(self, partitions: Sequence[int]) -> None:
+        """Mark ``partitions`` as written (no TTL: only a lost Redis loses them)."""
+        if partitions:
+            await self.client.mset({self.view_key(p): b"1" for p in partitions})
+
+    async def drop_view_marks(self) -> int:
+        """Delete every view mark of this prefix: each owning worker rebuilds its symbols."""
+        keys = [key async for key in self.client.scan_iter(match=f"{self.prefix}view:*")]
+        return int(await self.client.delete(*keys)) if keys else 0
 
     async def write_features(self, blobs: Mapping[str, bytes]) -> None:
         """Write each symbol's latest blob in one pipelined round trip."""

@@ -123,8 +123,8 @@ def worker(
         int | None, typer.Option(help="Serve Prometheus metrics on this port.")
     ] = 9101,
     runner: Annotated[
-        str, typer.Option(help="faust (a Faust agent) or direct (a plain batch consumer).")
-    ] = "faust",
+        str, typer.Option(help="direct (a plain batch consumer group) or faust (a Faust agent).")
+    ] = "direct",
 ) -> None:
     """Run a stream worker (validation, features, scoring, outcomes) until interrupted."""
     from agents.worker import run_worker

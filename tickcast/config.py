@@ -60,6 +60,26 @@ class Settings(BaseSettings):
         "0 = never.",
     )  # fmt: skip
 
+    worker_retry_max_s: float = Field(
+        5.0, gt=0, description="Longest backoff (s) between retries of a dependency that is down."
+    )
+    worker_session_timeout_ms: int = Field(
+        6000, ge=1000, description="Consumer-group session time-out: how long a dead worker "
+        "keeps its partitions (the broker's group.min.session.timeout.ms is 6000).",
+    )  # fmt: skip
+    worker_heartbeat_ms: int = Field(
+        1500, ge=100, description="Consumer-group heartbeat interval (at most a third of the "
+        "session time-out).",
+    )  # fmt: skip
+    worker_max_poll_interval_ms: int = Field(
+        120_000, ge=10_000, description="Longest gap between polls before a worker is "
+        "considered stuck and leaves the group.",
+    )  # fmt: skip
+    worker_instance_id: str = Field(
+        "", description="Static group membership id (e.g. the StatefulSet pod name): a worker "
+        "restarted within the session time-out keeps its partitions without a rebalance.",
+    )  # fmt: skip
+
     # Redis
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
     redis_key_prefix: str = Field("tc:", description="Prefix of every Redis key (namespaces).")
@@ -181,6 +201,22 @@ class Settings(BaseSettings):
     )
     ab_enabled: bool = Field(False, description="Split API callers into champion/challenger.")
     ab_split: float = Field(0.9, ge=0, le=1, description="Share of callers on the champion arm.")
+
+    # Validation (streams/validation.py; dead-letter reasons FUTURE_TIMESTAMP and BAD_SYMBOL)
+    max_future_skew_ms: int = Field(
+        300_000, ge=0,
+        description="FUTURE_TIMESTAMP: a tick this far (ms) ahead of max(wall clock, the "
+        "partition's latest event time).",
+    )  # fmt: skip
+    replay_max_gap_ms: int = Field(
+        0, ge=0,
+        description="Replays of history: FUTURE_TIMESTAMP also beyond the partition's latest "
+        "event time + this (ms); 0 = off.",
+    )  # fmt: skip
+    symbol_pattern: str = Field(
+        r"^[A-Z0-9.\-=^/]{1,32}$",
+        description="Regular expression a symbol must fully match (else BAD_SYMBOL).",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

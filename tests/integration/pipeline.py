@@ -17,7 +17,7 @@ from tickcast.stack.processes import ServiceProcess
 class WorkerProcess(ServiceProcess):
     """A ``tickcast worker`` child process; ``alive()`` fails with its log when it died."""
 
-    def __init__(self, settings: Settings, log: Path, runner: str = "faust") -> None:
+    def __init__(self, settings: Settings, log: Path, runner: str = "direct") -> None:
         super().__init__(
             settings,
             ["worker", "--metrics-port", "0", "--runner", runner],

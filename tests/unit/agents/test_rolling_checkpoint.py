@@ -19,8 +19,8 @@ class RecordingStore:
     def __init__(self) -> None:
         self.written: list[str] = []
 
-    def put_many(self, states: Mapping[str, SymbolStream]) -> None:
-        self.written.extend(states)
+    def produce(self, symbol: str, partition: int, payload: bytes) -> None:
+        self.written.append(symbol)
 
     def get(self, symbol: str, partition: int) -> SymbolStream | None:
         return None
@@ -73,10 +73,11 @@ def test_rolling_snapshots_oldest_first_and_commit_bound() -> None:
         stage.dirty_since.setdefault(symbol, offset)
     stage.last_spread = 0.0
     assert stage.snapshot_some(now=0.05) == 1  # 5 % of the interval: 5 % (rounded up)
-    assert store.written == ["S0"]
-    # S0 is written: partition 0 may be committed up to S1's first tick.
-    assert safe_offsets({0: 4}, stage._dirty_offsets()) == {0: 1}
+    assert list(stage.pending) == ["S0"]
+    assert store.written == []  # held until a flush has made S0's outputs durable
+    # S0 is snapshotted: partition 0 may be committed up to S1's first tick.
+    assert safe_offsets({0: 4}, stage._uncovered()) == {0: 1}
     # After a long pause a turn still writes at most a tenth (rounded up): no burst.
     assert [stage.snapshot_some(now=5.0 + i) for i in range(4)] == [1, 1, 1, 0]
-    assert store.written == symbols
-    assert safe_offsets({0: 4}, stage._dirty_offsets()) == {0: 4}
+    assert list(stage.pending) == symbols
+    assert safe_offsets({0: 4}, stage._uncovered()) == {0: 4}
