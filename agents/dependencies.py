@@ -95,7 +95,8 @@ class DependencyGuard:
         )
         async for trial in retrying:
             with trial:
-                self._check()
+                if self.abandoned:
+                    raise BatchAbandoned("partitions revoked while waiting for a dependency")
                 result = await attempt()
         self._succeeded(component)
         return result

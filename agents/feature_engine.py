@@ -8,6 +8,13 @@ that costs a round trip (state writes, Redis, produces) happens once per batch o
 Exactly-once state: every symbol's state remembers the offset of the last tick it applied
 (offsets are per partition and a symbol lives in one partition), so a tick redelivered
 after a crash is recognised and skipped instead of being counted twice.
+
+Hostile input is refused before it can hurt: a symbol that fails the configured pattern
+(BAD_SYMBOL) or a record whose Kafka key is missing or is not its symbol (KEY_MISMATCH) is
+dead-lettered before any state is loaded or created; a tick too far ahead of
+max(wall clock, the partition's latest accepted event time) is FUTURE_TIMESTAMP and leaves
+the symbol's state and the partition's clock alone (one tick stamped 2100 would otherwise
+turn every later good tick into OUT_OF_ORDER).
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
 from streams.codec import AvroCodec
 from streams.hot_codec import TickDecoder
-from streams.validation import SymbolGuard, ValidationRules, validate
+from streams.validation import (
+    SymbolGuard,
+    ValidationRules,
+    check_key,
+    check_symbol,
+    validate,
+)
 from tickcast.errors import SchemaError
 
 
@@ -102,6 +115,9 @@ class FeatureEngine:
         # schema (or a damaged payload) to ``codec``/fastavro, so results are identical.
         self.codec = TickDecoder(codec)
         self.version = feature_set.version
+        self.partition_latest: dict[int, int] = {}
+        """Per partition of the ticks topic, the latest event time of an accepted tick (raised
+        from a loaded symbol state's ``last_ts`` too): the FUTURE_TIMESTAMP reference."""
 
     def new_state(self) -> SymbolStream:
         """A fresh symbol state."""
@@ -116,6 +132,7 @@ class FeatureEngine:
         first_offsets = out.first_offsets
         decode = self.codec.decode
         rules = self.rules
+        latest = self.partition_latest
         for record in records:
             try:
                 if record.value is None:
@@ -125,18 +142,27 @@ class FeatureEngine:
                 out.dead_letters.append(self._dead(record, exc.reason, str(exc), now_ms, None))
                 continue
             symbol = tick["symbol"]
-            if record.key is not None and record.key != symbol.encode():
-                detail = f"key {record.key!r} does not match symbol {symbol!r}"
-                out.dead_letters.append(self._dead(record, "SCHEMA_MISMATCH", detail, now_ms, tick))
+            # Before any state is loaded: a garbage symbol or a record outside its symbol's
+            # partition must never create or change a symbol's state.
+            refused = check_symbol(symbol, rules) or check_key(record.key, symbol)
+            if refused is not None:
+                out.dead_letters.append(self._dead(record, refused[0], refused[1], now_ms, tick))
                 continue
+            partition = record.partition
             state = touched.get(symbol)
             if state is None:
-                state = load(symbol, record.partition) or self.new_state()
+                loaded = load(symbol, partition)
+                if loaded is not None:
+                    if loaded.last_ts > latest.get(partition, -1):
+                        latest[partition] = loaded.last_ts
+                    state = loaded
+                else:
+                    state = self.new_state()
                 touched[symbol] = state
-            if record.partition == state.partition and record.offset <= state.last_offset:
+            if partition == state.partition and record.offset <= state.last_offset:
                 out.skipped_replayed += 1
                 continue
-            problem = validate(tick, state.guard, rules)
+            problem = validate(tick, state.guard, rules, now_ms, latest.get(partition, -1))
             state.partition = record.partition
             state.last_offset = record.offset
             if symbol not in first_offsets:
@@ -164,6 +190,8 @@ class FeatureEngine:
                 continue
             state.last_ts = tick["ts"]
             state.last_values = values
+            if state.last_ts > latest.get(partition, -1):
+                latest[partition] = state.last_ts
             out.closes.append(tick["close"])
             out.features.append(
                 {

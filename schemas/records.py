@@ -24,6 +24,9 @@ DeadLetterReason = Literal[
     "OUTLIER_RETURN",
     "UNKNOWN_SYMBOL",
     "OTHER",
+    "FUTURE_TIMESTAMP",
+    "KEY_MISMATCH",
+    "BAD_SYMBOL",
 ]
 
 

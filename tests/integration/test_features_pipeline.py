@@ -100,7 +100,8 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runne
     publish(settings, frame, "test")
     codec = get_codec("Tick")
     good = next(tick_records(frame.iloc[:1], "test"))
-    bad = [
+    huge_symbol = "X" * 10_000
+    bad: list[tuple[bytes | None, bytes, str]] = [
         (b"S000", b"not avro at all", "UNDECODABLE"),
         (
             b"S001",
@@ -126,6 +127,21 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runne
             codec.encode({**good, "symbol": "S004", "ts": 1_700_000_000_000, "volume": -5.0}),
             "NEGATIVE_VOLUME",
         ),
+        (
+            b"S005",
+            codec.encode({**good, "symbol": "S005", "ts": 4_102_444_800_000}),  # 2100-01-01
+            "FUTURE_TIMESTAMP",
+        ),
+        (  # keyless: would land in any partition, not necessarily the one owning S006
+            None,
+            codec.encode({**good, "symbol": "S006", "ts": 1_700_000_000_000}),
+            "KEY_MISMATCH",
+        ),
+        (
+            huge_symbol.encode(),
+            codec.encode({**good, "symbol": huge_symbol, "ts": 1_700_000_000_000}),
+            "BAD_SYMBOL",
+        ),
     ]
     producer = BatchProducer(settings)
     for key, value, _ in bad:
@@ -146,11 +162,8 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runne
     finally:
         worker.stop()
     assert_frames_equal(dedupe_features(got), want)
-    assert sorted((d["key"], d["reason"]) for d in dead) == sorted((k, r) for k, _, r in bad)
-    assert all(
-        d["payload"] == v
-        for d, (_, v, _) in zip(sorted(dead, key=lambda d: d["key"]), sorted(bad), strict=True)
-    )
+    assert sorted((d["reason"], d["key"]) for d in dead) == sorted((r, k) for k, _, r in bad)
+    assert {d["reason"]: d["payload"] for d in dead} == {r: v for _, v, r in bad}
 
     if runner == "direct":
         turns = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
@@ -165,6 +178,9 @@ def test_features_dead_letters_and_redis(topics: Settings, tmp_path: Path, runne
         assert all(t["total_ms"] >= sum(t["phases"].values()) - 0.1 for t in busy)
 
     client = redis.Redis.from_url(settings.redis_url)
+    assert not client.exists(f"{settings.redis_key_prefix}features:{huge_symbol}")
+    assert not client.exists(f"{settings.redis_key_prefix}prediction:{huge_symbol}")
+    assert all(len(k) < 100 for k in client.scan_iter(match=f"{settings.redis_key_prefix}*"))
     for symbol, group in want.groupby("symbol"):
         blob = decode_blob(client.get(f"{settings.redis_key_prefix}features:{symbol}"))
         assert blob.event_ts_ms == group.ts.iloc[-1]

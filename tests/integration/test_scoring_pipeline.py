@@ -177,7 +177,8 @@ def _uninterrupted(settings: Settings, frame: pd.DataFrame) -> list[dict[str, An
     ]
     outcomes: list[dict[str, Any]] = []
     for i in range(0, len(records), 500):
-        out = engine.process(records[i : i + 500], lambda s, _p: states.get(s), 0)
+        now_ms = int(time.time() * 1000)  # a wall clock of 0 would make every tick future
+        out = engine.process(records[i : i + 500], lambda s, _p: states.get(s), now_ms)
         states.update(out.touched)
         outcomes += stage.process(out, 0).outcomes
     return outcomes

@@ -38,6 +38,7 @@ from training.registry import promote, register
 FS = FeatureSet.default()
 NAMES = tuple(FS.names)
 T0 = 1_600_000_000_000
+NOW_MS = T0 + 365 * 86_400_000  # the engine's wall clock: after the bars (no FUTURE_TIMESTAMP)
 
 
 def _bars(n_symbols: int, n_bars: int, seed: int = 5) -> pd.DataFrame:
@@ -70,7 +71,7 @@ class Stream:
         self.engine = FeatureEngine(FS)
         self.states: dict[str, SymbolStream] = {}
 
-    def batch(self, records: list[RawRecord], now_ms: int = 1) -> BatchOutput:
+    def batch(self, records: list[RawRecord], now_ms: int = NOW_MS) -> BatchOutput:
         out = self.engine.process(records, lambda s, _p: self.states.get(s), now_ms)
         self.states.update(out.touched)
         return out

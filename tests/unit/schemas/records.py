@@ -176,6 +176,9 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
                     "OUTLIER_RETURN",
                     "UNKNOWN_SYMBOL",
                     "OTHER",
+                    "FUTURE_TIMESTAMP",
+                    "KEY_MISMATCH",
+                    "BAD_SYMBOL",
                 ]
             ),
             "detail": _text,

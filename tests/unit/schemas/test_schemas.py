@@ -26,7 +26,7 @@ EXPECTED = {
 # Changing a schema changes its fingerprint, and every consumer must then know the new
 # version: update a pin only together with docs/schemas.md and a compatible evolution.
 PINNED_FINGERPRINTS = {
-    "dead_letter": "36e97d8b86efaa76",
+    "dead_letter": "ddb6776f1d1e31ee",
     "drift_stat": "d66477c3eed86f5f",
     "feature_vector": "329689d40f2c2e60",
     "model_event": "d4481c9c2c3bdf07",
@@ -134,7 +134,9 @@ def test_dead_letter_reasons_are_the_documented_set() -> None:
         "OUTLIER_RETURN",
         "UNKNOWN_SYMBOL",
     ]
-    assert reason["symbols"] == [*documented, "OTHER"]
+    # Codes added later are appended after OTHER: no existing code ever changes position.
+    added = ["FUTURE_TIMESTAMP", "KEY_MISMATCH", "BAD_SYMBOL"]
+    assert reason["symbols"] == [*documented, "OTHER", *added]
     assert reason["default"] == "OTHER"  # unknown future codes read as OTHER
     for symbol in reason["symbols"]:
         assert f"{symbol}:" in reason["doc"], f"{symbol} is not explained in the enum doc"
@@ -306,3 +308,19 @@ def test_outcome_features_round_trip_and_old_outcomes_read_as_null() -> None:
     )
     current.register_writer_schema(old.schema)
     assert current.decode(old.encode(record))["features"] is None
+
+
+def test_new_dead_letter_reasons_read_as_other_by_the_previous_version() -> None:
+    record = {
+        "source_topic": "ticks", "partition": 1, "offset": 7, "key": None, "payload": b"x",
+        "reason": "KEY_MISMATCH", "detail": "record has no key", "failed_at": 1,
+    }  # fmt: skip
+    path = AVRO_DIR / "history" / "dead_letter.36e97d8b86efaa76.avsc"
+    old = AvroCodec(json.loads(path.read_text()))
+    old.register_writer_schema(load_schema("dead_letter"))
+    for reason in ("FUTURE_TIMESTAMP", "KEY_MISMATCH", "BAD_SYMBOL"):
+        payload = AvroCodec("dead_letter").encode({**record, "reason": reason})
+        assert old.decode(payload)["reason"] == "OTHER"
+    current = AvroCodec("dead_letter")
+    current.register_writer_schema(old.schema)
+    assert current.decode(old.encode({**record, "reason": "OTHER"}))["reason"] == "OTHER"
