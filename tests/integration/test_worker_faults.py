@@ -76,7 +76,8 @@ def test_redis_outage_and_empty_restart_lose_nothing(
         time.sleep(2)  # a rebuild after the last batch would come within a checkpoint
     finally:
         worker.stop()
-    assert worker.proc is not None and worker.proc.returncode == 0, worker.log_tail()
+    assert worker.proc is not None
+    assert worker.proc.returncode == 0, worker.log_tail()
 
     replays = pd.DataFrame(
         [(r["symbol"], r["ts"], tuple(r["values"])) for r in got], columns=["symbol", "ts", "v"]
