@@ -146,14 +146,40 @@ def demo(
     run_demo(settings(), console, symbols=symbols or None)
 
 
+def _rebuild_view(url: str, prefix: str) -> None:
+    import asyncio
+
+    from sinks.redis_table import RedisTable
+
+    async def drop() -> int:
+        table = RedisTable.from_url(url, prefix, 1)
+        try:
+            return await table.drop_view_marks()
+        finally:
+            await table.close()
+
+    dropped = asyncio.run(drop())
+    console.print(
+        f"{dropped} partition mark(s) dropped under '{prefix}': running workers rewrite their "
+        "symbols from state within a checkpoint interval"
+    )
+
+
 @app.command()
 def features(
-    symbol: Annotated[str, typer.Argument(help="Symbol, e.g. AAPL.")],
+    symbol: Annotated[
+        str, typer.Argument(help="Symbol, e.g. AAPL; or `rebuild`: workers rewrite Redis.")
+    ],
     namespace: Annotated[
         str | None, typer.Option(help="Read a namespace's keys, e.g. demo (default: none).")
     ] = None,
 ) -> None:
-    """Print a symbol's latest feature vector from Redis, by feature name."""
+    """Print a symbol's latest feature vector from Redis, by feature name.
+
+    ``tickcast features rebuild`` deletes the namespace's view marks: within a checkpoint
+    interval each running worker rewrites its symbols' features and predictions from its
+    state (what it also does by itself when Redis comes back empty).
+    """
     import redis
 
     from indicators.feature_set import FeatureSet
@@ -161,6 +187,9 @@ def features(
 
     cfg = settings()
     prefix = f"{namespace}:" if namespace else cfg.redis_key_prefix
+    if symbol == "rebuild":
+        _rebuild_view(cfg.redis_url, prefix)
+        return
     payload = redis.Redis.from_url(cfg.redis_url).get(f"{prefix}features:{symbol}")
     if not isinstance(payload, bytes):
         err.print(f"no features for {symbol!r} under '{prefix}' (is the worker running?)")

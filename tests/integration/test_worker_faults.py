@@ -8,6 +8,8 @@ equals an uninterrupted computation value for value; duplicates are identical re
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from tests.integration.test_features_pipeline import (
 )
 from tests.support.redis_fault import PrivateRedis
 from tickcast.config import Settings
+from tickcast.stack.processes import child_env
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +77,18 @@ def test_redis_outage_and_empty_restart_lose_nothing(
             lambda r: dedupe_features(r).shape[0] >= len(want), alive=worker.alive,
         )  # fmt: skip
         time.sleep(2)  # a rebuild after the last batch would come within a checkpoint
+        # An operator's rebuild: a lost key comes back from the running worker's state.
+        lost = f"{settings.redis_key_prefix}features:S020"
+        private.client().delete(lost)
+        done = subprocess.run(
+            [sys.executable, "-m", "tickcast.cli", "features", "rebuild"],
+            env=child_env(settings), capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "mark(s) dropped" in done.stdout
+        deadline = time.monotonic() + 20
+        while private.client().get(lost) is None:
+            assert time.monotonic() < deadline, "features rebuild did not bring S020 back"
+            time.sleep(0.2)
     finally:
         worker.stop()
     assert worker.proc is not None
