@@ -3,7 +3,7 @@
 1. reset the ``demo`` namespace (topics, consumer groups, Redis keys, its registered model);
 2. train XGBoost and LightGBM on the first 80 % of the real S&P 500 daily bars with
    walk-forward validation against baselines, register them in MLflow (champion, challenger);
-3. start a stream worker (Faust) and a ClickHouse sink, replay all bars through Kafka;
+3. start a stream worker (the direct runner) and a ClickHouse sink, replay all bars through Kafka;
 4. show features and the champion's predictions read back from Redis, the held-out accuracy
    from ClickHouse history, and the worker's metrics summary.
 """
@@ -335,7 +335,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         }
         console.print(
             f"worker: {figures['bars']:,} ticks → features, predictions and outcomes in "
-            f"{figures['stream_s']} s, the Faust worker's start-up included"
+            f"{figures['stream_s']} s, the worker's start-up included"
         )
         sample = keep[:4]
         console.print(
