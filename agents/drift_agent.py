@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 import structlog
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from indicators.feature_set import FeatureSet
 from monitoring.drift import DriftMonitor, DriftResult, ReferenceDistribution
 from monitoring.metrics import Metrics, get_metrics
 from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.consumers import group_consumer
 from tickcast.config import Settings
 from tickcast.errors import SchemaError
 
@@ -207,15 +208,7 @@ class DriftAgent:
         """Load the reference, assign every partition at its committed offset."""
         self.load_reference()
         self.producer = BatchProducer(self.settings)
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": self.group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 100,
-            }
-        )
+        self.consumer = group_consumer(self.settings, self.group, **{"fetch.wait.max.ms": 100})
         meta = self.consumer.list_topics(self.topic, timeout=10)
         parts = [TopicPartition(self.topic, p) for p in meta.topics[self.topic].partitions]
         committed = self.consumer.committed(parts, timeout=10)

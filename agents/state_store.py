@@ -18,10 +18,11 @@ import time
 from collections.abc import Iterable, Mapping
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from agents.feature_engine import SymbolStream
 from sinks.kafka_producer import BatchProducer
+from streams.consumers import reader
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
 
@@ -46,13 +47,10 @@ class ChangelogStateStore:
 
     def restore(self, partition: int, timeout_s: float = 60.0) -> int:
         """Read changelog partition ``partition`` to its end; returns the symbols restored."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"{self.settings.consumer_group}-restore",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
+        consumer = reader(
+            self.settings,
+            f"{self.settings.consumer_group}-restore",
+            **{"enable.partition.eof": True},
         )
         try:
             low, high = consumer.get_watermark_offsets(

@@ -38,6 +38,7 @@ import pandas as pd
 import structlog
 
 from streams.codec import get_codec
+from streams.consumers import reader
 from tickcast.config import Settings
 from tickcast.errors import DependencyError, SchemaError
 
@@ -136,18 +137,11 @@ def find_range(
 
 
 def _consumer(settings: Settings, **extra: object) -> Any:
-    from confluent_kafka import Consumer
 
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"backtest-reader-{time.monotonic_ns()}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-            **extra,
-        }
+    return reader(
+        settings,
+        f"backtest-reader-{time.monotonic_ns()}",
+        **{"enable.auto.offset.store": False, "enable.partition.eof": True, **extra},
     )
 
 

@@ -53,6 +53,7 @@ from backtesting.replay import (
     source_label,
     watermarks,
 )
+from streams.consumers import reader
 from tickcast.config import Settings
 from tickcast.errors import ConfigError, DependencyError
 
@@ -256,7 +257,7 @@ def wait_processed(
 
 def read_predictions(ns: Settings) -> pd.DataFrame:
     """Every record of ``<run_id>.predictions`` (one per key), in a stable order."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
     from streams.codec import get_codec
 
@@ -265,14 +266,7 @@ def read_predictions(ns: Settings) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
     if ends:
         codec = get_codec("Prediction")
-        consumer = Consumer(
-            {
-                "bootstrap.servers": ns.kafka_bootstrap,
-                "group.id": f"{ns.consumer_group}-reader",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
-        )
+        consumer = reader(ns, f"{ns.consumer_group}-reader")
         consumer.assign([TopicPartition(topic, p, 0) for p in ends])
         left = dict(ends)
         deadline = time.monotonic() + 120
