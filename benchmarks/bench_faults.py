@@ -288,11 +288,11 @@ def main() -> None:
     args = parser.parse_args()
     base = Settings()
     results = []
-    with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
-        for name in args.scenarios.split(","):
-            result = run_scenario(name.strip(), base, Path(tmp), args)
-            results.append(result)
-            print(json.dumps(result), flush=True)
+    work = Path(tempfile.mkdtemp(prefix="tickcast-chaos-"))  # kept: the workers' logs
+    for name in args.scenarios.split(","):
+        result = run_scenario(name.strip(), base, work, args)
+        results.append(result)
+        print(json.dumps(result), flush=True)
     takeovers = [r["takeover_s"] for r in results if r["takeover_s"] is not None]
     summary = {
         "scenarios": len(results),
@@ -300,6 +300,7 @@ def main() -> None:
            ("lost_ticks", "wrong_symbols", "wrong_records", "lost_champion_predictions")},
         "max_takeover_s": max(takeovers) if takeovers else None,
         "bad_input_refused": all(r.get("bad_input_refused", True) for r in results),
+        "logs": str(work),
     }  # fmt: skip
     print(json.dumps(summary))
 
