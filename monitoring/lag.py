@@ -4,7 +4,8 @@ Three layers, each replaceable in tests:
 
 * :func:`compute_lag` — pure arithmetic on offsets (no I/O);
 * :class:`KafkaOffsets` — the thin adapter over confluent-kafka's ``AdminClient``
-  (``list_consumer_groups``, ``list_consumer_group_offsets``, ``list_offsets``); anything with
+  (``list_consumer_groups``, ``list_offsets``) and a non-joining ``Consumer`` of a group (its
+  committed offsets); anything with
   the same three methods (:class:`OffsetSource`) can stand in for it;
 * :func:`collect_lag`, :func:`run_lag_exporter`, :func:`watch_lag`, :func:`print_lag` — what the
   CLI (``tickcast lag [--watch] [--serve PORT] [--group G]``) calls.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,6 +102,7 @@ class KafkaOffsets:
         from confluent_kafka.admin import AdminClient
 
         self._timeout = timeout_s
+        self._bootstrap = bootstrap
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "socket.timeout.ms": int(timeout_s * 1000),
@@ -118,14 +121,53 @@ class KafkaOffsets:
         return sorted(g.group_id for g in listing.valid)
 
     def committed(self, group: str) -> dict[TopicPartition, int]:
-        """Committed offsets of ``group`` (one request per group: the API takes one)."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
+        """Committed offsets of ``group`` (only partitions it committed), read by a consumer
+        of the group that never joins it.
 
-        futures = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=self._timeout
+        Not ``AdminClient.list_consumer_group_offsets``: when its OffsetFetch is answered
+        NOT_COORDINATOR (a fresh broker creating ``__consumer_offsets``, a moved coordinator)
+        librdkafka <= 2.16 segfaults on the admin handle's NULL consumer group (librdkafka
+        #5040). A consumer re-queries the coordinator and we ask again.
+        """
+        from confluent_kafka import Consumer, KafkaError, KafkaException
+        from confluent_kafka import TopicPartition as KafkaTP
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "socket.timeout.ms": int(self._timeout * 1000),
+                "logger": logging.getLogger("monitoring.lag.rdkafka"),
+            }
         )
-        answer = futures[group].result(timeout=self._timeout)
-        return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or []}
+        transient = {
+            KafkaError.NOT_COORDINATOR,
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+        }
+        deadline = time.monotonic() + self._timeout
+        try:
+            topics = consumer.list_topics(timeout=self._timeout).topics
+            wanted = [
+                KafkaTP(topic, partition)
+                for topic, meta in topics.items()
+                if not topic.startswith("__")
+                for partition in meta.partitions
+            ]
+            if not wanted:
+                return {}
+            while True:
+                try:
+                    answer = consumer.committed(wanted, timeout=self._timeout)
+                    break
+                except KafkaException as exc:
+                    if exc.args[0].code() not in transient or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            consumer.close()
+        return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset > _NO_OFFSET}
 
     def watermarks(self, partitions: Iterable[TopicPartition]) -> Watermarks:
         """Earliest and log-end offsets (``list_offsets`` with earliest/latest specs)."""

@@ -304,8 +304,35 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def watch_lifeline() -> None:
+    """Stop this process (SIGTERM: a graceful stop) when the process that started it dies.
+
+    Only for children of :class:`tickcast.stack.processes.ServiceProcess`, which pass the read
+    end of a pipe: end-of-file there means the parent is gone, one byte means it detached us.
+    """
+    import os
+    import signal
+    import threading
+
+    from tickcast.stack.processes import LIFELINE_ENV
+
+    raw = os.environ.pop(LIFELINE_ENV, None)  # not inherited by our own children
+    if raw is None:
+        return
+    fd = int(raw)
+    os.set_inheritable(fd, False)
+
+    def watch() -> None:
+        if os.read(fd, 1) == b"":
+            os.kill(os.getpid(), signal.SIGTERM)
+        os.close(fd)
+
+    threading.Thread(target=watch, name="tickcast-lifeline", daemon=True).start()
+
+
 def main() -> None:
     """Entry point: typed errors become one line on stderr and exit code 2."""
+    watch_lifeline()
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(standalone_mode=False)

@@ -356,6 +356,8 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
     finally:
         worker.stop()
         learner.stop()
+    sink.detach()  # these two outlive the demo on purpose (the curls above)
+    server.detach()
     console.print(f"read any symbol by name: tickcast features {keep[0]} --namespace demo")
     console.print(f"logs: {logs}/demo-*.log")
     console.print(

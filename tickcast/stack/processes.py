@@ -10,6 +10,9 @@ from pathlib import Path
 
 from tickcast.config import REPO_ROOT, Settings
 
+#: Names the inherited read end of the pipe a :class:`ServiceProcess` child watches.
+LIFELINE_ENV = "TICKCAST_LIFELINE_FD"
+
 
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process."""
@@ -24,7 +27,12 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """``python -m tickcast.cli <args>`` in the background, its output in ``log``."""
+    """``python -m tickcast.cli <args>`` in the background, its output in ``log``.
+
+    The child dies with this process, however it ends (even SIGKILL or a segfault): it holds
+    the read end of a pipe whose write end only this process has, and stops itself (SIGTERM)
+    at end-of-file (:func:`tickcast.cli.watch_lifeline`). :meth:`detach` lets it outlive us.
+    """
 
     def __init__(self, settings: Settings, args: list[str], log: Path, **env: str) -> None:
         self.settings = settings
@@ -32,19 +40,33 @@ class ServiceProcess:
         self.log = log
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None
 
     def start(self) -> ServiceProcess:
         """Start the process (its log is appended to)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as handle:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tickcast.cli", *self.args],
-                env=child_env(self.settings, **self.env),
-                cwd=REPO_ROOT,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-            )
+        # os.pipe() fds are not inheritable (PEP 446): only this child gets the read end,
+        # and no child ever gets the write end, so the pipe closes exactly when we die
+        watched, self._lifeline = os.pipe()
+        try:
+            with self.log.open("ab") as handle:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "tickcast.cli", *self.args],
+                    env=child_env(self.settings, **self.env, **{LIFELINE_ENV: str(watched)}),
+                    cwd=REPO_ROOT,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(watched,),
+                )
+        finally:
+            os.close(watched)
         return self
+
+    def detach(self) -> None:
+        """Let the process outlive this one (a demo's API and sink, left running on purpose)."""
+        if self._lifeline is not None:
+            os.write(self._lifeline, b"d")
+        self._drop_lifeline()
 
     def running(self) -> bool:
         """True while the process runs."""
@@ -59,14 +81,20 @@ class ServiceProcess:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
+        self._drop_lifeline()
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._drop_lifeline()
+
+    def _drop_lifeline(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
