@@ -38,8 +38,13 @@ from agents.records import RawRecord
 from agents.turn_timer import TurnTimer
 from streams.consumers import group_consumer
 from tickcast.config import Settings
+from tickcast.errors import TickcastError
 
 log = structlog.get_logger(__name__)
+
+
+class WorkerFailed(TickcastError):
+    """The worker met an error it must not retry (the CLI prints it and exits non-zero)."""
 
 #: (young, middle, old) collection thresholds of the worker once started (CPython default
 #: (700, 10, 10)).
@@ -257,6 +262,12 @@ async def run_direct(settings: Settings, stage: FeatureStage, stop: asyncio.Even
     started = time.monotonic()
     try:
         await runner.run(stop)
+    except Exception as exc:  # not retryable: say so once, exit non-zero (tickcast.cli)
+        log.critical("worker stopped by an error it cannot retry", error=repr(exc)[:500])
+        raise WorkerFailed(
+            f"stopped by an error it cannot retry: {exc!r:.300}; nothing after the last "
+            "commit was committed, the next start replays it"
+        ) from exc
     finally:
         await stage.close()
         log.info("direct runner stopped", seconds=round(time.monotonic() - started, 1))

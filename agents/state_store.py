@@ -18,7 +18,8 @@ import time
 from collections.abc import Iterable, Mapping
 
 import structlog
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from agents.feature_engine import SymbolStream
 from sinks.kafka_producer import BatchProducer
@@ -53,9 +54,7 @@ class ChangelogStateStore:
             **{"enable.partition.eof": True},
         )
         try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), timeout=10
-            )
+            low, high = self._watermarks(consumer, partition, timeout_s)
             found: dict[str, bytes | None] = {}
             if high > low:
                 consumer.assign([TopicPartition(self.topic, partition, low)])
@@ -80,6 +79,21 @@ class ChangelogStateStore:
         self.restored.add(partition)
         log.info("state restored", topic=self.topic, partition=partition, symbols=len(found))
         return len(found)
+
+    def _watermarks(self, consumer: Consumer, partition: int, timeout_s: float) -> tuple[int, int]:
+        """The partition's offsets, waiting out a broker that is restarting (bounded)."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(KafkaException),
+            wait=wait_random_exponential(multiplier=0.1, max=2.0),
+            stop=stop_after_delay(timeout_s),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=10
+                )
+        return int(low), int(high)
 
     def keep(self, states: Mapping[str, SymbolStream]) -> None:
         """Hold live states in memory (a batch's new symbols included) until a snapshot."""

@@ -278,6 +278,37 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
     return server
 
 
+def _pid_file(demo: Settings) -> Path:
+    return demo.data_dir / "logs" / "demo.pids"
+
+
+def _stop_previous_demo(demo: Settings) -> None:
+    """Stop the API and sink an earlier demo left running, and forget its ClickHouse store.
+
+    Why: a live sink of the last run would keep its group (the reset waits on it) and its
+    embedded ClickHouse; rows and learner state of an earlier run must not leak into this one.
+    """
+    import os
+    import shutil
+    import signal
+
+    pids = _pid_file(demo)
+    if pids.exists():
+        for raw in pids.read_text().split():
+            pid = int(raw)
+            try:
+                if b"tickcast.cli" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                os.kill(pid, signal.SIGTERM)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        pids.unlink()
+    shutil.rmtree(demo.clickhouse.removeprefix("chdb://"), ignore_errors=True)
+
+
 def _port_free(port: int) -> bool:
     import socket
 
@@ -290,6 +321,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
     demo = demo_settings(settings)
     console.rule("[bold]tickcast demo")
     console.print(f"namespace: topics '{demo.topic_prefix}*', Redis '{demo.redis_key_prefix}*'")
+    _stop_previous_demo(demo)
     reset_namespace(demo)
     _forget_demo_model(demo)
     apply_topics(demo)
@@ -358,6 +390,9 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         learner.stop()
     sink.detach()  # these two outlive the demo on purpose (the curls above)
     server.detach()
+    _pid_file(demo).write_text(
+        "\n".join(str(p.proc.pid) for p in (sink, server) if p.proc is not None)
+    )
     console.print(f"read any symbol by name: tickcast features {keep[0]} --namespace demo")
     console.print(f"logs: {logs}/demo-*.log")
     console.print(

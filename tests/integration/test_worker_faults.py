@@ -112,3 +112,50 @@ def test_redis_outage_and_empty_restart_lose_nothing(
     finally:
         client.close()
         private.stop()
+
+
+def _committed(settings: Settings) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.topic("ticks")
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": settings.consumer_group}
+    )
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        return {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def test_an_error_that_cannot_be_retried_exits_non_zero_and_commits_nothing_past_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A full Redis refuses writes (OOM): not an outage to wait out, an error to report.
+    private = PrivateRedis(tmp_path / "redis", "--maxmemory-policy", "noeviction").start()
+    settings = settings.model_copy(update={"redis_url": private.url, "scoring_enabled": False})
+    apply_topics(settings)
+    frame = make_bars(30, 200, seed=9)
+    want = expected_features(frame)
+    filler = private.client()
+    filler.set("ballast", b"x" * 4_000_000)
+    filler.config_set("maxmemory", "2mb")  # now over it: every later write is refused
+    publish(settings, frame, "test")
+    worker = WorkerProcess(settings, tmp_path / "worker1.log").start()
+    assert worker.proc is not None
+    assert worker.proc.wait(timeout=60) != 0  # it stops by itself, with an error
+    assert "tickcast: stopped by an error it cannot retry" in worker.log_tail(20_000)
+    assert "OutOfMemory" in worker.log_tail(20_000)
+    assert all(o < 0 for o in _committed(settings).values()), "offsets moved past the failure"
+    filler.delete("ballast")
+    filler.close()
+    second = WorkerProcess(settings, tmp_path / "worker2.log").start()
+    try:
+        got = read_topic(
+            settings, "features", "FeatureVector",
+            lambda r: dedupe_features(r).shape[0] >= len(want), alive=second.alive,
+        )  # fmt: skip
+    finally:
+        second.stop()
+        private.stop()
+    assert_frames_equal(dedupe_features(got), want)

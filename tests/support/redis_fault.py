@@ -25,8 +25,9 @@ def _free_port() -> int:
 class PrivateRedis:
     """``start()``, ``stop()`` (the process is gone), ``start()`` again: empty."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra: str) -> None:
         self.folder = folder
+        self.extra = extra
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -51,6 +52,7 @@ class PrivateRedis:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
