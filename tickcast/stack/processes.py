@@ -21,6 +21,8 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
         if value is None:
             continue
         raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        if isinstance(raw, list | tuple | set | frozenset):  # list settings read commas
+            raw = ",".join(str(item) for item in raw)
         env[f"TICKCAST_{name.upper()}"] = str(raw)
     env.update(extra)
     return env
