@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.broker import private_broker
 from tickcast.config import Settings
-from tickcast.stack import kafka_broker
 
 pytestmark = pytest.mark.integration
 
@@ -63,39 +62,17 @@ time.sleep(600)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def fresh_broker(
-    stack: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
-    port, controller = _free_port(), _free_port()
-    monkeypatch.setenv("KAFKA_CONTROLLER_PORT", str(controller))
-    settings = stack.model_copy(
-        update={
-            "kafka_bootstrap": f"127.0.0.1:{port}",
-            "data_dir": tmp_path / "data",
-            "topic_prefix": "fresh.",
-            "consumer_group": "fresh-group",
-            "redis_key_prefix": "fresh:",
+def fresh_broker(stack: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
+    with private_broker(stack, tmp_path / "data") as settings:
+        yield {
+            **os.environ,
+            "TICKCAST_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "TICKCAST_TOPIC_PREFIX": "fresh.",
+            "TICKCAST_CONSUMER_GROUP": "fresh-group",
+            "TICKCAST_REDIS_KEY_PREFIX": f"fresh{settings.kafka_bootstrap[-5:]}:",
+            "TICKCAST_DATA_DIR": str(settings.data_dir),
         }
-    )
-    health = kafka_broker.start(settings)
-    assert health.ok, health.detail
-    env = {
-        **os.environ,
-        "TICKCAST_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "TICKCAST_TOPIC_PREFIX": "fresh.",
-        "TICKCAST_CONSUMER_GROUP": "fresh-group",
-        "TICKCAST_REDIS_KEY_PREFIX": f"fresh{port}:",
-        "TICKCAST_DATA_DIR": str(tmp_path / "data"),
-    }
-    yield env
-    kafka_broker.stop(settings)
 
 
 def test_demo_stream_step_on_a_freshly_formatted_broker(

@@ -1,4 +1,4 @@
-"""Dependency outages on the real broker and a real redis-server: nothing lost, nothing wrong.
+"""Dependency outages on real brokers and redis-servers: nothing lost, nothing wrong.
 
 Redis is stopped mid-stream (the worker must pause, not exit nor commit past its state),
 then restarted empty (the worker must rebuild every owned symbol's features, also those
@@ -26,8 +26,10 @@ from tests.integration.test_features_pipeline import (
     make_bars,
     same_vectors,
 )
+from tests.support.broker import private_broker
 from tests.support.redis_fault import PrivateRedis
 from tickcast.config import Settings
+from tickcast.stack import kafka_broker
 from tickcast.stack.processes import child_env
 
 pytestmark = pytest.mark.integration
@@ -158,4 +160,35 @@ def test_an_error_that_cannot_be_retried_exits_non_zero_and_commits_nothing_past
     finally:
         second.stop()
         private.stop()
+    assert_frames_equal(dedupe_features(got), want)
+
+
+@pytest.mark.parametrize("runner", ["direct", "faust"])
+def test_broker_restart_mid_stream_loses_nothing(
+    settings: Settings, tmp_path: Path, runner: str
+) -> None:
+    with private_broker(settings.model_copy(update={"scoring_enabled": False}),
+                        tmp_path / "kafka") as own:  # fmt: skip
+        apply_topics(own)
+        frame = make_bars(20, 160, seed=4)
+        want = expected_features(frame)
+        first = frame[frame.ts_ms < frame.ts_ms.min() + 80 * 60_000]
+        publish(own, first, "test")
+        worker = WorkerProcess(own, tmp_path / "worker.log", runner).start()
+        try:
+            read_topic(own, "features", "FeatureVector", lambda r: len(r) >= len(first),
+                       alive=worker.alive)  # fmt: skip
+            kafka_broker.stop(own)
+            time.sleep(5)  # the worker waits for its broker, and stays up
+            assert worker.alive()
+            assert kafka_broker.start(own).ok
+            publish(own, frame.drop(first.index), "test")
+            got = read_topic(
+                own, "features", "FeatureVector",
+                lambda r: dedupe_features(r).shape[0] >= len(want), alive=worker.alive,
+            )  # fmt: skip
+        finally:
+            worker.stop()
+        assert worker.proc is not None
+        assert worker.proc.returncode == 0, worker.log_tail()
     assert_frames_equal(dedupe_features(got), want)
