@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 class WorkerFailed(TickcastError):
     """The worker met an error it must not retry (the CLI prints it and exits non-zero)."""
 
+
 #: (young, middle, old) collection thresholds of the worker once started (CPython default
 #: (700, 10, 10)).
 _GC_THRESHOLDS = (10_000, 20, 100)

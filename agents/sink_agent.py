@@ -204,7 +204,7 @@ class SinkRunner:
 
 def run_sink(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run the sink (and, for embedded chDB, the read endpoint) until ``stop`` or Ctrl-C."""
-    from sinks.history import ReadEndpoint
+    from sinks.read_endpoint import ReadEndpoint
 
     runner = SinkRunner(settings)
     endpoint = None

@@ -56,7 +56,7 @@ def run_worker(
 ) -> None:
     """Run a worker in the foreground until SIGTERM/SIGINT (runner ``direct`` or ``faust``)."""
     if metrics_port is not None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, addr=settings.metrics_host)
     if runner == "direct":
         run_direct_worker(settings)
         return

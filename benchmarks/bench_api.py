@@ -230,10 +230,15 @@ def run_once(args: argparse.Namespace, fast_path: bool) -> dict[str, Any]:
             sub="user:bench", role="viewer", scopes=("predictions:read",), sid="bench"
         )
         server_log = (tmp / "api.log").open("wb")  # a pipe nobody reads would block the server
-        server = [sys.executable, "-m", "uvicorn", "serving.main:service_app", "--factory",
-                  "--host", "127.0.0.1", "--port", str(api_port),
-                  "--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools",
-                  "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        # exactly the options of `tickcast serve` (guarded httptools protocol, time-outs,
+        # concurrency limit), only host, port and workers from here
+        serve = (
+            "import sys, uvicorn; from serving.cli import uvicorn_options; "
+            "from tickcast.config import load_settings; uvicorn.run(**uvicorn_options("
+            "load_settings(), host='127.0.0.1', port=int(sys.argv[1]), "
+            "workers=int(sys.argv[2])))"
+        )
+        server = [sys.executable, "-c", serve, str(api_port), str(args.workers)]  # fmt: skip
         processes.append(subprocess.Popen(
             server, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log,
         ))  # fmt: skip
@@ -271,7 +276,8 @@ def run_once(args: argparse.Namespace, fast_path: bool) -> dict[str, Any]:
         "server_log_head": log_lines[:3],
         "met": bool(opened["latency_ms_p99"] <= 10 and opened["errors"] == 0),
         "server": {
-            "server": "uvicorn", "workers": args.workers, "loop": "uvloop", "http": "httptools",
+            "server": "uvicorn", "workers": args.workers, "loop": "uvloop",
+            "http": "httptools (serving.protocol guard)",
             "json": "pydantic-core (response models), orjson (errors, store)",
             "auth": "JWT HS256, verification cached per token; revocation + rate limit in one "
             "Redis EVALSHA per request",

@@ -69,7 +69,9 @@ def lag(
             f"{SERVE_INTERVAL_S:g} serve).",
         ),
     ] = None,
-    addr: Annotated[str, typer.Option(help="Bind address of --serve.")] = "0.0.0.0",
+    addr: Annotated[
+        str | None, typer.Option(help="Bind address of --serve (default TICKCAST_METRICS_HOST).")
+    ] = None,
 ) -> None:
     """Show consumer lag once, refresh it (--watch) or export it to Prometheus (--serve)."""
     from monitoring import lag as lagmod
@@ -80,6 +82,7 @@ def lag(
     groups = list(group) if group else None
     console = Console()
     if serve is not None:
+        addr = addr or cfg.metrics_host
         every = interval or SERVE_INTERVAL_S
         console.print(
             f"lag exporter: http://{addr}:{serve}/metrics, every {every:g} s, "

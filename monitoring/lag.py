@@ -260,7 +260,7 @@ def run_lag_exporter(
     groups: list[str] | None = None,
     *,
     port: int = 9308,
-    addr: str = "0.0.0.0",
+    addr: str = "127.0.0.1",
     interval_s: float = 15.0,
     metrics: Metrics | None = None,
     stop: threading.Event | None = None,

@@ -434,9 +434,12 @@ class MetricsServer:
 
 
 def serve_metrics(
-    port: int, registry: CollectorRegistry | None = None, addr: str = "0.0.0.0"
+    port: int, registry: CollectorRegistry | None = None, addr: str = "127.0.0.1"
 ) -> MetricsServer:
-    """Serve ``registry`` (default: :func:`get_metrics`'s) on ``addr:port``; port 0 picks one."""
+    """Serve ``registry`` (default: :func:`get_metrics`'s) on ``addr:port``; port 0 picks one.
+
+    Loopback unless told otherwise: processes pass ``TICKCAST_METRICS_HOST`` (0.0.0.0 in a pod).
+    """
     reg = registry if registry is not None else get_metrics().registry
     server, thread = start_http_server(port, addr=addr, registry=reg)
     return MetricsServer(port=int(server.server_address[1]), _server=server, _thread=thread)

@@ -61,7 +61,7 @@ def run(
         except DependencyError as exc:
             typer.echo(f"promotion disabled: {exc}", err=True)
     if metrics_port is not None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, addr=settings.metrics_host)
     app_, _ = build_learner_app(
         settings, get_metrics(), policy=policy, promoter=promoter,
         challengers=default_challengers(horizon=horizon), checkpoint_interval_s=checkpoint_every,

@@ -8,6 +8,12 @@ While open (and while a probe is in flight) calls fail at once with
 :class:`DependencyUnavailable`, so a dead Redis is not hammered and callers get an answer in
 bounded time; ``retry_after_s`` tells them when the next probe is due.
 
+Only an outage counts towards opening: a connection failure or a time-out (:data:`OUTAGES`).
+A dependency that answered with an error (:class:`DependencyRefused`, a Redis error reply) is
+up: that call is a :class:`DependencyUnavailable`, but it is not counted. Anything else (a bad
+cursor, a bug) propagates unchanged and is not counted either, so no input a caller chooses
+can open a circuit for everyone.
+
 The breaker is not shared across processes: each API replica protects itself.
 """
 
@@ -19,20 +25,53 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tickcast.errors import DependencyError
 
 T = TypeVar("T")
 State = Literal["closed", "open", "half_open"]
+Outcome = Literal["outage", "refused", "other"]
 
-#: Exceptions that count as the dependency failing (anything else is a bug and propagates).
-DEFAULT_FAILURES: tuple[type[BaseException], ...] = (
+
+class DependencyRefused(DependencyError):
+    """The dependency is up but answered this one request with an error (a server-side
+    failure, not the caller's input): a 503 for this call, never counted as an outage."""
+
+
+#: Outages: the only failures that count towards opening a circuit (connection failures and
+#: time-outs). Adapters raise a plain :class:`~tickcast.errors.DependencyError` for those.
+OUTAGES: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
-    RedisError,
+    RedisConnectionError,
+    RedisTimeoutError,
     DependencyError,
 )
+DEFAULT_FAILURES = OUTAGES
+
+
+def classify(exc: BaseException, outages: tuple[type[BaseException], ...] = OUTAGES) -> Outcome:
+    """``outage`` (counted), ``refused`` (503, not counted) or ``other`` (propagates).
+
+    >>> classify(ConnectionRefusedError()), classify(RedisTimeoutError())
+    ('outage', 'outage')
+    >>> from redis.exceptions import ResponseError
+    >>> classify(DependencyRefused("clickhouse", "x")), classify(ResponseError("OOM"))
+    ('refused', 'refused')
+    >>> classify(ValueError("bad cursor"))
+    'other'
+    """
+    if isinstance(exc, DependencyRefused):
+        return "refused"
+    if isinstance(exc, outages):
+        return "outage"
+    if isinstance(exc, RedisError):  # an error reply: Redis answered
+        return "refused"
+    return "other"
+
 
 log = structlog.get_logger("serving.circuit")
 
@@ -115,14 +154,19 @@ class CircuitBreaker:
         """Await ``fn(*args, **kwargs)`` through the breaker, within ``timeout_s``.
 
         Raises :class:`DependencyUnavailable` when the circuit is open, the call times out or
-        raises one of the configured failure types.
+        fails (:func:`classify`; only outages are counted). Other exceptions propagate and
+        leave the circuit as it was (a probe that raised one lets the next call probe).
         """
         probe = self._admit()
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await fn(*args, **kwargs)
-        except self._failures as exc:
-            self.record_failure()
+        except Exception as exc:
+            outcome = classify(exc, self._failures)
+            if outcome == "other":
+                raise
+            if outcome == "outage":
+                self.record_failure()
             reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
             raise DependencyUnavailable(self.name, reason, self.retry_after()) from exc
         except BaseException:

@@ -9,6 +9,8 @@ Mount with::
 ``serve`` runs uvicorn with the factory ``serving.main:service_app`` (settings from the
 environment, so every worker process builds the same app), uvloop and httptools, host and
 port from Settings (``TICKCAST_API_HOST``, ``TICKCAST_API_PORT``, ``TICKCAST_API_WORKERS``).
+Connections are bounded: keep-alive idle time-out, a concurrency limit (503 beyond), and the
+header/body read time-outs and header cap of :mod:`serving.protocol` (``TICKCAST_API_*``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from tickcast.config import Settings, load_settings
+from tickcast.config import Settings, load_settings, refuse_public_dev_secret
 from tickcast.errors import TickcastError
 
 app = typer.Typer(add_completion=False, help="Run the HTTP API (FastAPI on uvicorn).")
@@ -34,6 +36,10 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+#: The HTTP protocol ``serve`` gives uvicorn (an import string, so ``--dry-run`` prints it).
+GUARDED_HTTPTOOLS = "serving.protocol:GuardedHttpToolsProtocol"
+
+
 def uvicorn_options(
     settings: Settings, *, host: str | None, port: int | None, workers: int | None
 ) -> dict[str, object]:
@@ -45,11 +51,14 @@ def uvicorn_options(
         "port": port or settings.api_port,
         "workers": workers or settings.api_workers,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": GUARDED_HTTPTOOLS,  # httptools + header/body time-outs (serving/protocol.py)
         "access_log": False,
         "log_level": "warning",
-        "proxy_headers": False,
+        "proxy_headers": False,  # X-Forwarded-For: TICKCAST_TRUSTED_PROXIES, in the app
         "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": settings.api_keep_alive_s,
+        "limit_concurrency": settings.api_limit_concurrency,
+        "h11_max_incomplete_event_size": settings.api_max_header_bytes,
     }
 
 
@@ -67,6 +76,11 @@ def serve_command(
 
     settings = _settings()
     options = uvicorn_options(settings, host=host, port=port, workers=workers)
+    try:
+        refuse_public_dev_secret(settings, str(options["host"]))
+    except ValueError as exc:
+        typer.echo(f"tickcast serve: {exc}", err=True)
+        raise typer.Exit(2) from None
     if dry_run:
         typer.echo(json.dumps(options))
         return

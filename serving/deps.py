@@ -63,7 +63,8 @@ async def get_auth(runtime: RuntimeDep) -> AuthService:
 
 
 async def client_address(request: Request) -> str:
-    """The caller's address (the peer; put the API behind a proxy that sets it right)."""
+    """The caller's address: the peer, or behind a trusted proxy the address it forwarded
+    (:class:`serving.middleware.ClientAddressMiddleware`)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -84,17 +85,20 @@ async def enforce_limits(runtime: Runtime, limits: list[Limit]) -> None:
         raise RateLimited("rate limit exceeded", retry_after_s=decision.retry_after_s)
 
 
-async def authorize(runtime: Runtime, token: str | None, scopes: Sequence[str]) -> Principal:
+async def authorize(
+    runtime: Runtime, token: str | None, scopes: Sequence[str], client: str = "unknown"
+) -> Principal:
     """The authenticated, rate-limited caller of ``token`` holding every one of ``scopes``.
 
     Shared by the dependency below and the raw-ASGI fast path (:mod:`serving.fastpath`), so
-    both answer exactly alike: 401 (audited), 429 with Retry-After, 403 (audited).
+    both answer exactly alike: 401 (audited), 429 with Retry-After, 403 (audited). ``client``
+    is the caller's address: refusals count against its failure budget (then 429).
     """
-    if not token:
-        await runtime.audit.record("auth.invalid_token", "denied", reason="missing token")
+    if not token:  # counted by AnonymousLimitMiddleware already
+        await runtime.auth.refused(client, "auth.invalid_token", "missing token", count=False)
         raise Unauthorized("missing bearer token", bare=True)
     principal, decision = await runtime.auth.authenticate_counted(
-        token, runtime.limiter, runtime.request_limits, runtime.redis_breaker
+        token, runtime.limiter, runtime.request_limits, runtime.redis_breaker, client
     )
     if not decision.allowed:
         structlog.get_logger("serving.ratelimit").info(
@@ -103,18 +107,22 @@ async def authorize(runtime: Runtime, token: str | None, scopes: Sequence[str]) 
         raise RateLimited("rate limit exceeded", retry_after_s=decision.retry_after_s)
     if not principal.scopes.issuperset(scopes):
         missing = sorted(set(scopes) - principal.scopes)
-        await runtime.audit.record(
-            "auth.forbidden", "denied", subject=principal.sub, missing=" ".join(missing)
-        )
-        raise Forbidden(f"missing scope: {' '.join(missing)}", scopes=list(scopes))
+        limited = await runtime.auth.refused(
+            client, "auth.forbidden", "missing scope", subject=principal.sub,
+            missing=" ".join(missing),
+        )  # fmt: skip
+        raise limited or Forbidden(f"missing scope: {' '.join(missing)}", scopes=list(scopes))
     return principal
 
 
 async def get_principal(
-    security_scopes: SecurityScopes, token: TokenDep, runtime: RuntimeDep
+    security_scopes: SecurityScopes,
+    token: TokenDep,
+    runtime: RuntimeDep,
+    client: ClientAddressDep,
 ) -> Principal:
     """The authenticated, rate-limited caller holding every scope the endpoint needs."""
-    return await authorize(runtime, token, security_scopes.scopes)
+    return await authorize(runtime, token, security_scopes.scopes, client)
 
 
 CurrentPrincipal = Annotated[Principal, Security(get_principal)]

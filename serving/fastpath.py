@@ -88,8 +88,11 @@ class LatestPredictionFastPath:
         symbol = match.group(1)
         scope["route"] = _ROUTE
         scope["path_params"] = {"symbol": symbol}
+        client = scope.get("client")
         try:
-            principal = await authorize(runtime, bearer_token(scope), _SCOPES)
+            principal = await authorize(
+                runtime, bearer_token(scope), _SCOPES, client[0] if client else "unknown"
+            )
             public = await latest_answer(runtime, principal, symbol)
         except ApiError as exc:
             await (await api_error(Request(scope), exc))(scope, receive, send)

@@ -16,7 +16,9 @@ from serving.clients import Clients, StoreFactory, build_clients, close_clients
 from serving.fastpath import LatestPredictionFastPath
 from serving.handlers import install_error_handlers
 from serving.middleware import (
+    AnonymousLimitMiddleware,
     BodySizeLimitMiddleware,
+    ClientAddressMiddleware,
     CorrelationIdMiddleware,
     HttpMetricsMiddleware,
 )
@@ -64,9 +66,12 @@ def lifespan(
             # request in flight). Not for apps built in tests: frozen garbage is never freed.
             gc.collect()
             gc.freeze()
+        flusher = asyncio.create_task(runtime.audit.flush_periodically())
         try:
             yield
         finally:
+            flusher.cancel()
+            await runtime.audit.flush(everything=True)  # the summaries of sampled floods
             if built.owned:
                 await close_clients(built)
 
@@ -99,8 +104,11 @@ def create_app(
     if settings.api_fast_path:
         app.add_middleware(LatestPredictionFastPath)
     app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(AnonymousLimitMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware)
+    if settings.trusted_proxies:  # outermost: everything below sees the real client
+        app.add_middleware(ClientAddressMiddleware, trusted=settings.trusted_proxies)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router)

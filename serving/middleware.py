@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: correlation ids, HTTP latency metrics and a request body cap.
+"""Pure-ASGI middleware: correlation ids, HTTP latency metrics, a request body cap, the
+client address behind trusted proxies, and the budget of requests without a token.
 
 The correlation id comes from the ``X-Correlation-ID`` request header when it is a sane token
 (``[A-Za-z0-9._:-]{1,128}``; anything else is replaced, so a header cannot inject log lines),
@@ -7,13 +8,16 @@ or is generated; it is bound to structlog's context for the request and echoed b
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.errors import retry_after_header
 from serving.responses import OrjsonResponse
 from tickcast.logging import new_correlation_id
 
@@ -113,7 +117,13 @@ class HttpMetricsMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Answers 413 to requests whose body is larger than ``max_bytes``."""
+    """Answers 413 to requests whose body is larger than ``max_bytes``.
+
+    A declared ``Content-Length`` over the cap is refused before the application runs. A body
+    without one (``Transfer-Encoding: chunked``) is counted as the application reads it: past
+    the cap the read fails, and whatever the application then answers (FastAPI turns a failed
+    body read into a 400) is replaced by the 413.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int = 1 << 20) -> None:
         self.app = app
@@ -129,19 +139,31 @@ class BodySizeLimitMiddleware:
                 await self._too_large(scope, receive, send)
                 return
         seen = 0
+        too_large = answered = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _TooLarge
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal answered
+            if too_large:  # the application's answer to the failed read is not sent
+                return
+            answered = True
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:  # _TooLarge, or what the application made of it
+            if not too_large:
+                raise
+        if too_large and not answered:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,3 +177,119 @@ class BodySizeLimitMiddleware:
 
 class _TooLarge(Exception):
     """Raised inside the app when the streamed body passes the cap."""
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a peer or an X-Forwarded-For hop (``[v6]:port`` and ``v4:port`` too)."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class ClientAddressMiddleware:
+    """Sets ``scope["client"]`` to the real client when the peer is a trusted proxy.
+
+    ``X-Forwarded-For`` is honoured only from a peer inside ``trusted`` (CIDRs; setting
+    ``TICKCAST_TRUSTED_PROXIES``): the client is the right-most address of the header that
+    is not itself a trusted proxy (the left part is whatever the client wrote), or the
+    left-most when every hop is trusted. From any other peer the header is ignored.
+
+    >>> resolve = ClientAddressMiddleware(None, ["10.0.0.0/8"]).resolve
+    >>> resolve("10.0.0.2", [b"6.6.6.6, 203.0.113.7, 10.0.0.9"])
+    '203.0.113.7'
+    >>> resolve("198.51.100.1", [b"203.0.113.7"]) is None
+    True
+    """
+
+    def __init__(self, app: ASGIApp, trusted: Sequence[str] = ()) -> None:
+        self.app = app
+        self.networks = [ipaddress.ip_network(cidr, strict=False) for cidr in trusted]
+
+    def _trusted(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return ip is not None and any(ip in network for network in self.networks)
+
+    def resolve(self, peer: str, forwarded: Sequence[bytes]) -> str | None:
+        """The client address behind ``peer``, or None to keep the peer."""
+        if not forwarded or not self._trusted(_ip(peer)):
+            return None
+        hops = [h for v in forwarded for h in v.decode("latin-1").split(",") if h.strip()]
+        client = None
+        for hop in reversed(hops):
+            ip = _ip(hop)
+            if ip is None:
+                break  # garbage where an address should be: trust nothing further left
+            client = str(ip)
+            if not self._trusted(ip):
+                break
+        return client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and client:
+            forwarded = [v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]
+            address = self.resolve(str(client[0]), forwarded)
+            if address is not None:
+                scope["client"] = (address, 0)
+        await self.app(scope, receive, send)
+
+
+#: Paths any number of unauthenticated callers may ask for (probes and the scraper).
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def has_bearer(scope: Scope) -> bool:
+    """Whether the request carries a bearer token (valid or not)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, param = value.partition(b" ")
+            return scheme.lower() == b"bearer" and bool(param.strip())
+    return False
+
+
+class AnonymousLimitMiddleware:
+    """429 with Retry-After for requests without a bearer token beyond
+    ``rate_limit_unauthenticated`` per client address and window (the probes and the metrics
+    scrape excepted). Refusals are audited through the flood sampler; the limiter is
+    :class:`serving.ratelimit.AddressLimits` on the application's runtime. Requests with a
+    token pay nothing here: theirs are the subject limits and, when refused, the failure
+    budget.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or has_bearer(scope):
+            await self.app(scope, receive, send)
+            return
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if runtime is None:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = str(client[0]) if client else "unknown"
+        decision = await runtime.address_limits.unauthenticated(address)
+        if decision is None or decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        await runtime.audit.record_flood(
+            "auth.rate_limited", "denied", client=address, limit="unauthenticated"
+        )
+        body = {
+            "error": "rate_limited",
+            "error_description": "too many requests without a token from this address",
+            "correlation_id": scope.get("state", {}).get("correlation_id"),
+        }
+        headers = retry_after_header(decision.retry_after_s)
+        await OrjsonResponse(body, status_code=429, headers=headers)(scope, receive, send)

@@ -21,6 +21,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from serving.circuit import CircuitBreaker, DependencyUnavailable
+
 # The gate, for a batch of requests in one call: per request, its revocation markers (any
 # existing: {-1, 0}, nothing counted), then its limits, in order: a request is counted against
 # every limit or none, so a refused request does not use up quota.
@@ -209,3 +211,46 @@ def _decision(allowed: Any, value: Any) -> Decision:
     if int(allowed) == 1:
         return Decision(True, max(0, int(value)), 0.0)
     return Decision(False, 0, int(value) / 1000)
+
+
+class AddressLimits:
+    """Per-client-address budgets of the requests no subject limit covers.
+
+    * ``unauthenticated``: requests without a bearer token (counted before anything else);
+    * ``failed``: requests refused 401 or 403 (counted when refused; once the budget is
+      spent the refusal is a 429 and is not audited, so a flood of bad tokens costs its
+      sender, not the audit trail).
+
+    Neither counts against the global limit (an anonymous flood must not use up the quota of
+    authenticated callers). Redis unavailable: not checked (``None``), the request goes on
+    to the answer it would get anyway.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        *,
+        unauthenticated: int,
+        failed: int,
+        window_s: float,
+    ) -> None:
+        self._limiter = limiter
+        self._breaker = breaker
+        self.unauthenticated_limit = unauthenticated
+        self.failed_limit = failed
+        self.window_s = window_s
+
+    async def _hit(self, limit: Limit) -> Decision | None:
+        try:
+            return await self._breaker.call(self._limiter.hit, [limit])
+        except DependencyUnavailable:
+            return None
+
+    async def unauthenticated(self, address: str) -> Decision | None:
+        """Count a request without a bearer token from ``address``."""
+        return await self._hit(Limit(f"anon:{address}", self.unauthenticated_limit, self.window_s))
+
+    async def failed(self, address: str) -> Decision | None:
+        """Count a request from ``address`` refused 401/403."""
+        return await self._hit(Limit(f"fail:{address}", self.failed_limit, self.window_s))

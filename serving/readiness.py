@@ -1,7 +1,7 @@
 """Readiness checks of the API's dependencies beyond Redis: Kafka, ClickHouse and MLflow.
 
 The checks (``tickcast.stack.kafka_broker.check``, ``sinks.clickhouse.check`` on a client from
-``sinks.history.open_reader``, ``tickcast.stack.mlflow_store.check``) block, so each runs in a
+``sinks.read_endpoint.open_reader``, ``tickcast.stack.mlflow_store.check``) block, so each runs in a
 worker thread. :class:`CachedCheck` keeps a result ``ttl_s`` seconds and lets one run at a
 time: a ``/readyz`` polled every second does not pile up threads, and a slow check that
 outlives the caller's timeout still lands its result for the next call.
@@ -51,15 +51,15 @@ class CachedCheck:
 
 
 def _verdict(health: Health) -> bool:
-    if not health.ok:
+    if not health.ok:  # DependencyError redacts: /readyz shows this detail to anyone
         raise DependencyError(health.component, health.detail)
     return True
 
 
 def clickhouse_health(settings: Settings) -> Health:
-    """ClickHouse as the API reads it: through ``sinks.history.open_reader``."""
+    """ClickHouse as the API reads it: through ``sinks.read_endpoint.open_reader``."""
     from sinks.clickhouse import check
-    from sinks.history import open_reader
+    from sinks.read_endpoint import open_reader
 
     started = time.perf_counter()
     try:

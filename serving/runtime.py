@@ -13,11 +13,11 @@ from serving.circuit import CircuitBreaker
 from serving.clients import Clients
 from serving.history import ClickHouseHistory, HistoryService
 from serving.models import KafkaEventPublisher, MlflowRegistry, ModelService
-from serving.ratelimit import Limit, RateLimiter
+from serving.ratelimit import AddressLimits, Limit, RateLimiter
 from serving.security.apikeys import ApiKeyStore
 from serving.security.service import AuthService
 from serving.security.sessions import SessionStore
-from serving.security.tokens import JwtCodec
+from serving.security.tokens import LEEWAY_S, JwtCodec
 from serving.security.users import UserStore
 from serving.store import GuardedStore
 from tickcast.config import Settings
@@ -39,6 +39,7 @@ class Runtime:
     registry: CollectorRegistry
     history: HistoryService
     models: ModelService
+    address_limits: AddressLimits
     ab_counter: AssignmentCounter = field(default_factory=AssignmentCounter)
 
     def breakers(self) -> list[CircuitBreaker]:
@@ -58,13 +59,19 @@ class Runtime:
             Limit("global", s.rate_limit_global, s.rate_limit_window_s),
         ]
 
-    def auth_limits(self, client: str) -> list[Limit]:
-        """The limits a token-endpoint request counts against (per client address)."""
+    def auth_limits(self, client: str, account: str | None = None) -> list[Limit]:
+        """The limits a token-endpoint request counts against: per client address and, when
+        the request names one (``user:<name>``, ``client:<key id>``), per account."""
         s = self.settings
-        return [
+        limits = [
             Limit(f"auth:{client}", s.rate_limit_auth, s.rate_limit_window_s),
             Limit("global", s.rate_limit_global, s.rate_limit_window_s),
         ]
+        if account:
+            limits.insert(
+                1, Limit(f"acct:{account}", s.rate_limit_login_account, s.rate_limit_window_s)
+            )
+        return limits
 
 
 #: Timeouts of the slow dependencies (a history page, a registry call), in seconds.
@@ -88,7 +95,14 @@ def build_runtime(settings: Settings, clients: Clients) -> Runtime:
     clock = clients.clock
     redis_breaker = _breaker("redis", settings)
     store_breaker = _breaker("store", settings)
-    audit = AuditLog(redis, stream=f"{prefix}audit", breaker=redis_breaker, clock=clock)
+    audit = AuditLog(
+        redis,
+        stream=f"{prefix}audit",
+        breaker=redis_breaker,
+        clock=clock,
+        sample_per_key=settings.audit_sample_per_address,
+        sample_window_s=settings.rate_limit_window_s,
+    )
     sessions = SessionStore(
         redis,
         prefix=prefix,
@@ -96,13 +110,29 @@ def build_runtime(settings: Settings, clients: Clients) -> Runtime:
         access_ttl_s=settings.access_token_ttl_s,
         breaker=redis_breaker,
         clock=clock,
+        marker_margin_s=LEEWAY_S + settings.token_lifetime_slack_s + 1,
+    )
+    limiter = RateLimiter(redis, prefix=prefix, clock=clock)
+    address_limits = AddressLimits(
+        limiter,
+        redis_breaker,
+        unauthenticated=settings.rate_limit_unauthenticated,
+        failed=settings.rate_limit_failed_auth,
+        window_s=settings.rate_limit_window_s,
     )
     auth = AuthService(
         codec=JwtCodec.from_settings(settings),  # PyJWT checks expiry on the wall clock
         sessions=sessions,
-        users=UserStore(redis, prefix=prefix, breaker=redis_breaker, clock=clock),
+        users=UserStore(
+            redis,
+            prefix=prefix,
+            breaker=redis_breaker,
+            clock=clock,
+            scrypt_n=settings.password_scrypt_n,
+        ),
         keys=ApiKeyStore(redis, prefix=prefix, breaker=redis_breaker, clock=clock),
         audit=audit,
+        address_limits=address_limits,
     )
     metrics = clients.metrics or get_metrics()
     history = HistoryService(
@@ -122,11 +152,12 @@ def build_runtime(settings: Settings, clients: Clients) -> Runtime:
         redis_breaker=redis_breaker,
         store_breaker=store_breaker,
         store=GuardedStore(clients.store, store_breaker),
-        limiter=RateLimiter(redis, prefix=prefix, clock=clock),
+        limiter=limiter,
         audit=audit,
         auth=auth,
         metrics=metrics,
         registry=clients.registry or metrics.registry,
         history=history,
         models=models,
+        address_limits=address_limits,
     )

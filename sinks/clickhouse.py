@@ -15,18 +15,28 @@ from clickhouse_connect.driver.client import Client
 
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.redaction import redact
 from tickcast.stack.health import Health
 
 
-def connect(settings: Settings, dsn: str | None = None) -> Client:
-    """A client for the configured DSN; the database is created by :func:`migrate`."""
+def connect(
+    settings: Settings, dsn: str | None = None, *, client_settings: dict[str, str] | None = None
+) -> Client:
+    """A client for the configured DSN; the database is created by :func:`migrate`.
+
+    ``client_settings`` are session settings of the client, applied in order (the read
+    endpoint's ``readonly=1`` handles).
+    """
     target = dsn or settings.clickhouse
     url = urlparse(target)
+    options: dict[str, Any] = {"settings": client_settings} if client_settings else {}
     try:
         if url.scheme == "chdb":
             Path(url.path or url.netloc).mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(dsn=target)
-        return clickhouse_connect.get_client(dsn=target, connect_timeout=3, send_receive_timeout=30)
+            return clickhouse_connect.get_client(dsn=target, **options)
+        return clickhouse_connect.get_client(
+            dsn=target, connect_timeout=3, send_receive_timeout=30, **options
+        )
     except Exception as exc:
         raise DependencyError(
             "clickhouse", f"cannot open {target}: {exc}", "check TICKCAST_CLICKHOUSE_DSN"
@@ -43,7 +53,7 @@ def check(settings: Settings, client: Client | None = None) -> Health:
         return Health(
             "clickhouse",
             False,
-            f"{settings.clickhouse}: {exc}".splitlines()[0][:300],
+            redact(f"{settings.clickhouse}: {exc}").splitlines()[0][:300],
             "check TICKCAST_CLICKHOUSE_DSN (chdb://<path> or http(s)://host:port)",
             time.perf_counter() - start,
         )
@@ -51,7 +61,7 @@ def check(settings: Settings, client: Client | None = None) -> Health:
     return Health(
         "clickhouse",
         True,
-        f"ClickHouse {version}, {kind}, {settings.clickhouse}",
+        redact(f"ClickHouse {version}, {kind}, {settings.clickhouse}"),
         seconds=time.perf_counter() - start,
     )
 

@@ -1,13 +1,9 @@
-"""History queries for the API, and the read path to an embedded chDB another process owns.
+"""History queries for the API (on a client from :func:`sinks.read_endpoint.open_reader`).
 
-**chDB is single-process.** A chDB data directory is locked by the process that opens it
-(``Cannot lock file <path>/status. Another server instance in same directory is already
-running``); a second process cannot open it, not even read-only (``?mode=ro``), while the
-sink writes. So, with the embedded default, the sink process owns the data and serves a
-small, read-only, ClickHouse-HTTP-compatible endpoint (:class:`ReadEndpoint`, 127.0.0.1,
-``TICKCAST_CLICKHOUSE_READ_PORT``); other processes read through it with an ordinary
-clickhouse-connect HTTP client (:func:`open_reader`). With a ClickHouse server DSN every
-process simply connects to the server.
+With embedded chDB, processes other than the sink read through the sink's guarded read
+endpoint (``sinks.read_endpoint``: token, loopback, one SELECT over this database,
+``readonly=1``, result and time limits); with a ClickHouse server DSN every process simply
+connects to the server.
 
 Every query reads ``FINAL`` so each row appears once whatever the retries wrote; timestamps
 come back as integer milliseconds (``*_ms``). Pagination is keyset-based on
@@ -19,21 +15,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
-import re
-import threading
+import secrets
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlparse
 
-import clickhouse_connect
 import structlog
 from clickhouse_connect.driver.client import Client
 
-from sinks.clickhouse import connect
-from tickcast.config import Settings
-from tickcast.errors import DependencyError
+# The read path moved to sinks.read_endpoint; these names stay importable from here.
+from sinks.read_endpoint import ReadEndpoint as ReadEndpoint
+from sinks.read_endpoint import open_reader as open_reader
 
 log = structlog.get_logger(__name__)
 Row = dict[str, Any]
@@ -41,38 +35,125 @@ MAX_PAGE = 10_000
 
 
 class InvalidCursor(ValueError):
-    """A pagination cursor that this module did not produce (or that was tampered with)."""
+    """A pagination cursor that this module did not issue for this query; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid cursor: {reason}")
+        self.reason = reason
+
+
+#: Bounds of a cursor's fields: anything outside is refused before a query is built.
+MAX_CURSOR_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_CURSOR_TEXT = 128  # characters of a model name or version
+MAX_CURSOR_HORIZON = 65_535  # the UInt16 column
+MAX_CURSOR_LENGTH = 1024  # characters of an encoded cursor
+_MAC_BYTES = 16
+#: Signs cursors of callers that pass no key: valid in this process only.
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def derive_cursor_key(secret: str | bytes) -> bytes:
+    """The cursor-signing key derived from a secret (``history_cursor_secret`` or the JWT one).
+
+    >>> len(derive_cursor_key("s")), derive_cursor_key("s") == derive_cursor_key(b"s")
+    (32, True)
+    """
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(raw, b"tickcast history cursor v1", hashlib.sha256).digest()
+
+
+def query_binding(
+    symbol: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    kind: str,
+    with_outcomes: bool,
+    model_name: str | None,
+    run_id: str,
+    limit: int,
+) -> bytes:
+    """What a cursor is tied to: every parameter of the query that issued it."""
+    fields = [kind, with_outcomes, symbol, start_ms, end_ms, model_name, run_id, limit]
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def _mac(key: bytes, binding: bytes, payload: bytes) -> bytes:
+    message = len(binding).to_bytes(4, "big") + binding + payload
+    return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """Position after the last row of a page: ``(ts_ms, model_name, model_version, horizon)``.
 
-    >>> Cursor.decode(Cursor(1_700_000_000_000, "xgb", "3", 5).encode())
+    A token is ``base64url(mac || json)``, the MAC an HMAC-SHA256 of the position and of the
+    query it belongs to (:func:`query_binding`): it cannot be forged, edited or replayed on
+    another symbol, range, filter or page size, and its fields are range-checked.
+
+    >>> key = derive_cursor_key("secret")
+    >>> token = Cursor(1_700_000_000_000, "xgb", "3", 5).encode(key, b"AAPL")
+    >>> Cursor.decode(token, key, b"AAPL")
     Cursor(ts_ms=1700000000000, model_name='xgb', model_version='3', horizon=5)
-    """
+    >>> Cursor.decode(token, key, b"MSFT").ts_ms
+    Traceback (most recent call last):
+    ...
+    sinks.history.InvalidCursor: invalid cursor: not issued for this query (another symbol, range, filter or page size) or altered
+    """  # noqa: E501
 
     ts_ms: int
     model_name: str
     model_version: str
     horizon: int
 
-    def encode(self) -> str:
-        """An opaque URL-safe token."""
-        raw = json.dumps([self.ts_ms, self.model_name, self.model_version, self.horizon])
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    def encode(self, key: bytes, binding: bytes = b"") -> str:
+        """An opaque URL-safe token for the query ``binding`` describes."""
+        fields = [self.ts_ms, self.model_name, self.model_version, self.horizon]
+        payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        raw = _mac(key, binding, payload) + payload
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> Cursor:
-        """Parse a token from :meth:`encode`; anything else raises :class:`InvalidCursor`."""
+    def decode(cls, token: str, key: bytes, binding: bytes = b"") -> Cursor:
+        """Verify and parse a token from :meth:`encode`; anything else is :class:`InvalidCursor`."""
+        if not token or len(token) > MAX_CURSOR_LENGTH:
+            raise InvalidCursor(f"empty or longer than {MAX_CURSOR_LENGTH} characters")
         try:
-            padded = token + "=" * (-len(token) % 4)
-            ts, model, version, horizon = json.loads(base64.urlsafe_b64decode(padded))
-            if not (isinstance(ts, int) and isinstance(horizon, int)):
-                raise TypeError("ts and horizon must be integers")
-            return cls(ts, str(model), str(version), horizon)
-        except (ValueError, TypeError, binascii.Error) as exc:
-            raise InvalidCursor(f"invalid cursor {token[:40]!r}") from exc
+            raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        except (ValueError, binascii.Error):
+            raise InvalidCursor("not base64url") from None
+        mac, payload = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
+        if len(mac) < _MAC_BYTES or not hmac.compare_digest(mac, _mac(key, binding, payload)):
+            raise InvalidCursor(
+                "not issued for this query (another symbol, range, filter or page size) or altered"
+            )
+        try:
+            fields = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidCursor("malformed") from None
+        return cls.checked(fields)
+
+    @classmethod
+    def checked(cls, fields: object) -> Cursor:
+        """A cursor from ``[ts_ms, model_name, model_version, horizon]`` with every field in
+        range (``InvalidCursor`` says which is not).
+
+        >>> Cursor.checked([10**30, "x", "1", 1])
+        Traceback (most recent call last):
+        ...
+        sinks.history.InvalidCursor: invalid cursor: ts_ms out of range
+        """
+        if not isinstance(fields, list) or len(fields) != 4:
+            raise InvalidCursor("malformed")
+        ts, model, version, horizon = fields
+        bounds = (("ts_ms", ts, MAX_CURSOR_TS_MS), ("horizon", horizon, MAX_CURSOR_HORIZON))
+        for name, value, high in bounds:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+                raise InvalidCursor(f"{name} out of range")
+        for name, value in (("model_name", model), ("model_version", version)):
+            if not isinstance(value, str) or len(value) > MAX_CURSOR_TEXT:
+                raise InvalidCursor(f"{name} is not a string of at most {MAX_CURSOR_TEXT}")
+        return cls(ts, model, version, horizon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +209,23 @@ def history_page(
     run_id: str = "",
     after: str | None = None,
     limit: int = 500,
+    cursor_key: bytes | None = None,
 ) -> Page:
     """Rows of one symbol in ``[start_ms, end_ms)``, ordered by (ts, model, version, horizon).
 
     ``kind="predictions"`` (with their outcome columns when ``with_outcomes``; null until
     the outcome arrived) or ``"outcomes"``. ``run_id=''`` is live data; a backtest passes
-    its run id. ``after`` is the previous page's ``next_cursor``.
+    its run id. ``after`` is the previous page's ``next_cursor``, given back with the same
+    arguments: cursors are signed with ``cursor_key`` (default: a key of this process) and
+    tied to the query; any other is :class:`InvalidCursor`, before anything is queried.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be within 1..{MAX_PAGE}, got {limit}")
+    key = cursor_key or _PROCESS_KEY
+    binding = query_binding(
+        symbol, start_ms, end_ms, kind=kind, with_outcomes=with_outcomes,
+        model_name=model_name, run_id=run_id, limit=limit,
+    )  # fmt: skip
     alias = "p" if kind == "predictions" else "o"
     params: dict[str, Any] = {
         "db": database, "run_id": run_id, "symbol": symbol, "start_ms": start_ms,
@@ -147,7 +236,7 @@ def history_page(
         where.append(f"{alias}.model_name = %(model_name)s")
         params["model_name"] = model_name
     if after is not None:
-        cursor = Cursor.decode(after)
+        cursor = Cursor.decode(after, key, binding)
         where.append(
             f"({alias}.ts, {alias}.model_name, {alias}.model_version, {alias}.horizon) > "
             "(fromUnixTimestamp64Milli(%(c_ts)s), %(c_model)s, %(c_version)s, %(c_horizon)s)"
@@ -180,7 +269,7 @@ def history_page(
     rows = rows[:limit]
     last = rows[-1]
     token = Cursor(last["ts_ms"], last["model_name"], last["model_version"], last["horizon"])
-    return Page(rows, token.encode())
+    return Page(rows, token.encode(key, binding))
 
 
 def accuracy_by_model_day(
@@ -213,138 +302,3 @@ def psi_by_feature_week(
         GROUP BY feature, week
         ORDER BY week, feature"""
     return _rows(client, sql, {"symbol": symbol, "start_ms": start_ms, "end_ms": end_ms})
-
-
-# --- read path --------------------------------------------------------------------------------
-_READ_STATEMENT = re.compile(r"^\s*\(*\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.I)
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
-
-
-def is_read_only(sql: str) -> bool:
-    """True for one SELECT-like statement (the endpoint refuses everything else).
-
-    >>> is_read_only("SELECT 1 FORMAT Native"), is_read_only("/* x */ WITH 1 AS a SELECT a")
-    (True, True)
-    >>> is_read_only("INSERT INTO t SELECT 1"), is_read_only("SELECT 1; DROP TABLE t")
-    (False, False)
-    """
-    text = _COMMENTS.sub(" ", sql).strip().rstrip(";")
-    return ";" not in text and _READ_STATEMENT.match(text) is not None
-
-
-class ReadEndpoint:
-    """A read-only ClickHouse-HTTP subset served from the process that owns chDB.
-
-    Enough of the protocol for clickhouse-connect's HTTP client: SQL in the POST body (or
-    the ``query`` parameter), ``database`` and ``param_<name>`` URL parameters, the result
-    in the format the SQL names (``FORMAT Native`` from clickhouse-connect). Anything but
-    one SELECT-like statement gets HTTP 403. It listens on 127.0.0.1 only and has no auth.
-    """
-
-    def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.settings = settings
-        self.host = host
-        self.port = port
-        self._clients: dict[str, Client] = {}
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` to give clickhouse-connect."""
-        return f"http://{self.host}:{self.port}"
-
-    def _client(self, database: str) -> Client:
-        with self._lock:
-            client = self._clients.get(database)
-            if client is None:
-                client = connect(self.settings)
-                if database:
-                    client.database = database
-                self._clients[database] = client
-            return client
-
-    def execute(self, sql: str, database: str, params: dict[str, str]) -> bytes:
-        """Run one read statement; ``PermissionError`` for anything else."""
-        if not is_read_only(sql):
-            raise PermissionError("read-only endpoint: only SELECT-like statements")
-        client = self._client(database)
-        return bytes(client.raw_query(sql, parameters=params or None))
-
-    def start(self) -> ReadEndpoint:
-        """Serve in a daemon thread; raises DependencyError when the port is taken."""
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                query = parse_qs(urlparse(self.path).query)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
-                sql = " ".join(p for p in (query.get("query", [""])[0], body) if p)
-                params = {k[6:]: v[0] for k, v in query.items() if k.startswith("param_")}
-                database = query.get("database", [""])[0]
-                try:
-                    out, status = endpoint.execute(sql, database, params), 200
-                except PermissionError as exc:
-                    out, status = f"Code: 164. DB::Exception: {exc}".encode(), 403
-                except Exception as exc:  # the engine's message goes back to the client
-                    out, status = str(exc).encode(), 500
-                self.send_response(status)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("X-ClickHouse-Timezone", "UTC")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_GET = do_POST
-
-            def log_message(self, *_: Any) -> None:
-                return
-
-        try:
-            self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        except OSError as exc:
-            raise DependencyError(
-                "clickhouse", f"read endpoint cannot listen on {self.port}: {exc}",
-                "set TICKCAST_CLICKHOUSE_READ_PORT to a free port",
-            ) from exc  # fmt: skip
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="clickhouse-read", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving and close the engine handles."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-
-def open_reader(settings: Settings, *, direct: bool = False, url: str | None = None) -> Client:
-    """A client for history queries.
-
-    A ClickHouse server DSN: a client of the server. Embedded chDB: a client of the sink's
-    :class:`ReadEndpoint` (``url`` or ``http://127.0.0.1:<clickhouse_read_port>``), or, with
-    ``direct=True``, the chDB engine itself — only safe in the process that owns it or when
-    no sink runs (opening it takes the lock the sink needs).
-    """
-    if not settings.clickhouse.startswith("chdb") or direct:
-        return connect(settings)
-    target = url or f"http://127.0.0.1:{settings.clickhouse_read_port}"
-    try:
-        return clickhouse_connect.get_client(
-            dsn=target, compress=False, connect_timeout=2, send_receive_timeout=30
-        )
-    except Exception as exc:
-        raise DependencyError(
-            "clickhouse", f"no history read endpoint at {target}: {exc}",
-            "run `tickcast sink run` (it owns embedded chDB and serves reads) "
-            "or set TICKCAST_CLICKHOUSE_DSN to a ClickHouse server",
-        ) from exc  # fmt: skip

@@ -269,13 +269,19 @@ def data_describe(name: Annotated[str, typer.Argument(help="sp500-daily or es-tr
 @app.command("config")
 def show_config() -> None:
     """Every setting: its environment variable, current value and meaning (secrets hidden)."""
+    from pydantic import SecretStr
+
+    from tickcast.redaction import MASK, redact
+
     cfg = settings()
     table = Table(title="tickcast settings (TICKCAST_* environment variables, .env)")
     for column in ("variable", "value", "meaning"):
         table.add_column(column)
     for name, field in type(cfg).model_fields.items():
         value = getattr(cfg, name)
-        shown = "***" if "secret" in name else str(value)
+        secret = isinstance(value, SecretStr) or name.endswith(("_secret", "_token", "_password"))
+        # a secret is shown as set or empty, never in part; passwords inside DSNs are masked
+        shown = (MASK if value else "(empty)") if secret else redact(str(value))
         table.add_row(f"TICKCAST_{name.upper()}", shown, field.description or "")
     console.print(table)
 

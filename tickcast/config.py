@@ -1,22 +1,28 @@
 """The one configuration object: every setting is a ``TICKCAST_*`` environment variable.
 
 Values are read from the environment and from a ``.env`` file in the working directory.
-Every setting has an embedded default so that a fresh machine runs the local stack; secrets
-have a development default that :class:`Settings` refuses outside ``env=development``.
+Every setting has an embedded default so that a fresh machine runs the local stack; the JWT
+secret has a public development default that :class:`Settings` refuses outside
+``env=development`` and for an API bound beyond loopback. Secrets have at least 32 bytes.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tickcast.errors import ConfigError
+from tickcast.redaction import redact
 
 DEV_SECRET = "tickcast-development-secret-change-me"
+#: Shortest accepted HS256 secret or read token (RFC 7518 §3.2: a key as long as the hash).
+MIN_SECRET_BYTES = 32
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -170,6 +176,33 @@ class Settings(BaseSettings):
     jwt_public_key_path: Path | None = Field(None, description="RS256 public key (PEM).")
     jwt_issuer: str = Field("tickcast", min_length=1, description="JWT `iss` claim.")
     jwt_audience: str = Field("tickcast-api", min_length=1, description="JWT `aud` claim.")
+
+    # Security (sink read endpoint, secrets)
+    clickhouse_read_host: str = Field(
+        "127.0.0.1", description="Bind address of the sink's chDB read endpoint (loopback "
+        "unless a reader on another host needs it; it always requires the read token).",
+    )  # fmt: skip
+    clickhouse_read_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token of the read endpoint (32+ bytes); '' = one "
+        "generated on first use into <data_dir>/clickhouse-read.token (mode 0600).",
+    )  # fmt: skip
+    clickhouse_read_max_rows: int = Field(
+        1_000_000, ge=1, description="Most rows one query through the read endpoint returns."
+    )
+    clickhouse_read_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="Most bytes one read-endpoint result holds."
+    )
+    clickhouse_read_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest run of one read-endpoint query (seconds)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of the worker, learner and lag-exporter "
+        "metrics servers (0.0.0.0 in a pod, so Prometheus can scrape it).",
+    )  # fmt: skip
+    password_scrypt_n: int = Field(
+        2**17, ge=2**10, le=2**20, description="scrypt cost N of new password hashes (a power "
+        "of two; older hashes are upgraded at login). Below 2**17 only for tests.",
+    )  # fmt: skip
     access_token_ttl_s: int = Field(900, ge=30, le=86400, description="Access token lifetime.")
     refresh_token_ttl_s: int = Field(
         14 * 86400, ge=60, description="Refresh token (and token family) lifetime."
@@ -218,6 +251,67 @@ class Settings(BaseSettings):
         description="Regular expression a symbol must fully match (else BAD_SYMBOL).",
     )
 
+    # Security (abuse controls)
+    history_cursor_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC key of history cursors; '' = derived from "
+        "TICKCAST_JWT_SECRET (every API replica must share it).",
+    )  # fmt: skip
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs of reverse proxies whose X-Forwarded-For is "
+        "honoured (comma-separated; default none: the peer address is the client).",
+    )  # fmt: skip
+    rate_limit_unauthenticated: int = Field(
+        60, ge=1, description="Requests without a bearer token per window per client address."
+    )
+    rate_limit_failed_auth: int = Field(
+        30, ge=1, description="Requests refused 401/403 per window per client address; then 429."
+    )
+    rate_limit_login_account: int = Field(
+        10, ge=1, description="Token requests per window per account (user name or API key)."
+    )
+    audit_sample_per_address: int = Field(
+        10, ge=1, description="Audit entries of one auth-failure kind per client address and "
+        "window; the rest are summarised in one entry with their count.",
+    )  # fmt: skip
+    token_lifetime_slack_s: int = Field(
+        5, ge=0, le=300, description="Access tokens whose exp - iat exceeds "
+        "TICKCAST_ACCESS_TOKEN_TTL_S by more than this are refused.",
+    )  # fmt: skip
+    api_keep_alive_s: float = Field(
+        5.0, gt=0, le=300, description="Idle keep-alive connection time-out (uvicorn)."
+    )
+    api_header_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Longest wait for a request's headers (slowloris): 408."
+    )
+    api_body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest wait for a request's whole body: closed."
+    )
+    api_max_header_bytes: int = Field(
+        32_768, ge=4096, le=1 << 20, description="Largest request line + headers: 431."
+    )
+    api_limit_concurrency: int = Field(
+        1024, ge=1, description="Connections + requests per API worker beyond which uvicorn "
+        "answers 503.",
+    )  # fmt: skip
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _check_trusted_proxies(cls, value: object) -> list[str]:
+        if isinstance(value, str):  # comma-separated, or a JSON list
+            value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+        items = value
+        if not isinstance(items, list | tuple):
+            raise ValueError("expected CIDRs, comma-separated")
+        networks = []
+        for item in items:
+            text = str(item).strip()
+            if text:
+                try:
+                    networks.append(str(ipaddress.ip_network(text, strict=False)))
+                except ValueError:
+                    raise ValueError(f"not an IP network (CIDR): {text!r}") from None
+        return networks
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _check_bootstrap(cls, value: str) -> str:
@@ -245,6 +339,30 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets(self) -> Settings:
         if self.env != "development" and self.jwt_secret.get_secret_value() == DEV_SECRET:
             raise ValueError("TICKCAST_JWT_SECRET must be set outside development")
+        refuse_public_dev_secret(self, self.api_host, variable="TICKCAST_API_HOST")
+        return self
+
+    @model_validator(mode="after")
+    def _check_secret_lengths(self) -> Settings:
+        for variable, secret, optional in (
+            ("TICKCAST_JWT_SECRET", self.jwt_secret, False),
+            ("TICKCAST_CLICKHOUSE_READ_TOKEN", self.clickhouse_read_token, True),
+        ):
+            size = len(secret.get_secret_value().encode())
+            if size < MIN_SECRET_BYTES and not (optional and size == 0):
+                raise ValueError(
+                    f"{variable} must be at least {MIN_SECRET_BYTES} bytes, got {size} "
+                    "(generate one: openssl rand -hex 32)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_password_cost(self) -> Settings:
+        n = self.password_scrypt_n
+        if n & (n - 1):
+            raise ValueError(f"TICKCAST_PASSWORD_SCRYPT_N must be a power of two, got {n}")
+        if self.env == "production" and n < 2**17:
+            raise ValueError("TICKCAST_PASSWORD_SCRYPT_N below 2**17 is for tests only")
         return self
 
     @model_validator(mode="after")
@@ -277,6 +395,40 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{name}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts local connections.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("::1")
+    (True, True, True)
+    >>> is_loopback("0.0.0.0"), is_loopback(""), is_loopback("10.1.2.3")
+    (False, False, False)
+    """
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_public_dev_secret(settings: Settings, host: str, *, variable: str = "--host") -> None:
+    """Refuse to serve the API on a non-loopback ``host`` with the public development secret.
+
+    Anyone who can reach the API could mint tokens with it (it is in the source code).
+    Raises ``ValueError`` naming TICKCAST_JWT_SECRET (pydantic and the CLI report it).
+    """
+    if (
+        settings.jwt_algorithm == "HS256"
+        and settings.jwt_secret.get_secret_value() == DEV_SECRET
+        and not is_loopback(host)
+    ):
+        raise ValueError(
+            f"TICKCAST_JWT_SECRET is the public development default, which anyone can sign "
+            f"tokens with: set TICKCAST_JWT_SECRET to {MIN_SECRET_BYTES}+ random bytes "
+            f"(openssl rand -hex 32) to serve on {host!r} ({variable}), or bind to 127.0.0.1"
+        )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into one readable :class:`ConfigError`."""
     from pydantic import ValidationError
@@ -288,4 +440,5 @@ def load_settings(**overrides: object) -> Settings:
             f"TICKCAST_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"invalid configuration: {problems}") from None
+        # a rejected value may be a DSN with its password: the message is redacted
+        raise ConfigError(redact(f"invalid configuration: {problems}")) from None

@@ -9,6 +9,8 @@ TickcastError
 
 from __future__ import annotations
 
+from tickcast.redaction import redact
+
 
 class TickcastError(Exception):
     """Base of every error tickcast raises on purpose."""
@@ -19,10 +21,13 @@ class ConfigError(TickcastError):
 
 
 class DependencyError(TickcastError):
-    """A component is down or misconfigured; ``hint`` says how to fix it."""
+    """A component is down or misconfigured; ``hint`` says how to fix it.
+
+    The message is redacted (:func:`tickcast.redaction.redact`): it often quotes a DSN.
+    """
 
     def __init__(self, component: str, message: str, hint: str = "") -> None:
-        super().__init__(f"{component}: {message}" + (f" ({hint})" if hint else ""))
+        super().__init__(redact(f"{component}: {message}" + (f" ({hint})" if hint else "")))
         self.component = component
         self.hint = hint
 

@@ -3,55 +3,53 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-_SECRET_KEYS = frozenset({"password", "secret", "token", "api_key", "authorization", "jwt"})
+from tickcast.redaction import MASK, is_secret_key, redact, redact_value
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.I)
-
-
-def _is_secret_key(key: object) -> bool:
-    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_KEYS)
-
-
-def _scrub(value: Any, depth: int = 0) -> Any:
-    """Mask secrets in nested mappings/sequences and passwords inside URLs."""
-    if depth > 6:
-        return value
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", value) if "@" in value else value
-    if isinstance(value, Mapping):
-        return {k: "***" if _is_secret_key(k) else _scrub(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_scrub(v, depth + 1) for v in value)
-    return value
-
-
-def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Never let a secret reach a log line, whatever a caller passes (nested or in a URL)."""
+def redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: no secret reaches a log line, whatever a caller passes (a secret
+    key, nested values, a DSN or token inside a message or a formatted traceback)."""
     for key in list(event):
-        event[key] = "***" if _is_secret_key(key) else _scrub(event[key])
+        event[key] = MASK if is_secret_key(key) else redact_value(event[key])
     return event
+
+
+class RedactingFilter(logging.Filter):
+    """The same for standard-library records (uvicorn, clickhouse-connect, kafka clients)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message by its redacted rendering; never drops a record."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is the logger's problem, not ours
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     """Configure structlog for a process (call once from a CLI command or service)."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
             structlog.processors.format_exc_info,
+            redact_event,  # after format_exc_info: tracebacks are redacted too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -20,6 +20,7 @@ from serving.schemas.auth import (
     TokenRequest,
 )
 from serving.schemas.common import error_responses
+from serving.security.apikeys import KEY_FORMAT
 from serving.security.service import TokenGrant
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -54,6 +55,23 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
+def login_account(form: TokenRequest, authorization: str | None) -> str | None:
+    """The account a token request tries, for the per-account throttle: ``user:<name>``
+    (password grant) or ``client:<key id>`` (client credentials); None for a refresh."""
+    if form.grant_type == "password":
+        return f"user:{form.username[:64]}" if form.username else None
+    if form.grant_type != "client_credentials":
+        return None
+    try:
+        basic = basic_credentials(authorization)
+    except Unauthorized:
+        return None
+    client_id, secret = basic if basic else (form.client_id, form.client_secret)
+    match = KEY_FORMAT.fullmatch(secret or "")
+    key_id = match.group(1) if match else client_id
+    return f"client:{key_id[:64]}" if key_id else None
+
+
 @router.post(
     "/token",
     response_model=TokenPublic,
@@ -68,8 +86,12 @@ async def token(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TokenPublic:
     """Obtain tokens: ``password`` (users), ``client_credentials`` (API keys, form fields or
-    HTTP Basic), or ``refresh_token`` (same as ``/v1/auth/refresh``)."""
-    await enforce_limits(runtime, runtime.auth_limits(client))
+    HTTP Basic), or ``refresh_token`` (same as ``/v1/auth/refresh``).
+
+    Throttled per client address and per account (user name or API key id): 429 with
+    Retry-After beyond ``TICKCAST_RATE_LIMIT_AUTH`` / ``TICKCAST_RATE_LIMIT_LOGIN_ACCOUNT``
+    requests per window."""
+    await enforce_limits(runtime, runtime.auth_limits(client, login_account(form, authorization)))
     if form.grant_type == "password":
         if not form.username or not form.password:
             raise BadRequest("username and password are required")

@@ -14,6 +14,7 @@ from serving.clients import HealthCheck
 from serving.deps import RuntimeDep
 from serving.readiness import REQUIRED
 from serving.schemas.health import CheckPublic, LivePublic, ReadyPublic
+from tickcast.redaction import redact
 
 router = APIRouter(tags=["health"])
 
@@ -37,7 +38,7 @@ async def _run(name: str, check: HealthCheck, timeout_s: float) -> CheckPublic:
     except TimeoutError:
         error = "timed out"
     except Exception as exc:  # a failing check is the answer, whatever it raised
-        error = f"{type(exc).__name__}: {exc}"[:200]
+        error = redact(f"{type(exc).__name__}: {exc}")[:200]  # unauthenticated: no DSN passwords
     latency = round((time.perf_counter() - started) * 1000, 3)
     return CheckPublic(ok=error is None, required=name in REQUIRED, latency_ms=latency, error=error)
 

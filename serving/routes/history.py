@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query
 
 from serving.deps import HistoryReader, RuntimeDep
 from serving.errors import BadRequest
-from serving.history import HistoryQuery, Kind
+from serving.history import HistoryQuery, HistoryQueryError, Kind
 from serving.schemas.common import PROTECTED, SYMBOL_PATTERN, error_responses
 from serving.schemas.predictions import HistoryPage, HistoryRow
-from sinks.history import InvalidCursor
+from sinks.history import MAX_CURSOR_LENGTH, InvalidCursor
 
 router = APIRouter(tags=["history"])
 
@@ -29,9 +29,10 @@ LimitQuery = Annotated[int, Query(ge=1, le=1000, description="Rows per page.")]
 CursorQuery = Annotated[
     str | None,
     Query(
-        max_length=512,
+        max_length=MAX_CURSOR_LENGTH,
         pattern=r"^[A-Za-z0-9_\-]+$",
-        description="The previous page's next_cursor.",
+        description="The previous page's next_cursor, with the same symbol, range, filters "
+        "and limit.",
     ),
 ]
 WithOutcomesQuery = Annotated[bool, Query(description="Join each outcome (null until known).")]
@@ -56,6 +57,8 @@ async def _page(
         page = await runtime.history.page(query)
     except InvalidCursor as exc:
         raise BadRequest(str(exc), code="invalid_cursor") from None
+    except HistoryQueryError as exc:
+        raise BadRequest(str(exc), code="invalid_query") from None
     rows = [HistoryRow.model_validate(row) for row in page.rows]
     return HistoryPage(
         symbol=symbol, kind=kind, start=start, end=end, rows=rows, next_cursor=page.next_cursor
@@ -77,9 +80,11 @@ async def prediction_history(
     """Predictions of ``symbol`` in ``[start, end)`` by every model, oldest first.
 
     Pages are keyset-paginated on (time, model, version, horizon): pass ``next_cursor`` back
-    as ``cursor`` with the same range; pages never skip or repeat rows. 400 ``invalid_range``
-    when ``start >= end``, 400 ``invalid_cursor`` for a cursor this API did not give, 503
-    with Retry-After when ClickHouse is unavailable.
+    as ``cursor`` with the same range, filters and limit; pages never skip or repeat rows.
+    400 ``invalid_range`` when ``start >= end``, 400 ``invalid_cursor`` for a cursor this API
+    did not give for this query (cursors are signed and tied to it), 400 ``invalid_query``
+    when ClickHouse refuses the query for what it asks, 503 with Retry-After when ClickHouse
+    is unavailable.
     """
     return await _page(
         runtime, "predictions", symbol, start, end, model, limit, cursor, with_outcomes

@@ -2,7 +2,10 @@
 and bearer-token authentication of requests. Every failure and every grant is audited.
 
 Errors follow RFC 6749 §5.2 at the token endpoint (``invalid_grant`` 400, ``invalid_client``
-401) and RFC 6750 §3 on resources (``invalid_token`` 401).
+401) and RFC 6750 §3 on resources (``invalid_token`` 401). A request refused 401/403 counts
+against its client address's failure budget (:class:`serving.ratelimit.AddressLimits`): once
+that is spent the answer is 429 and nothing is audited; refusals are audited sampled per
+address (:meth:`serving.audit.AuditLog.record_flood`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from serving.audit import AuditLog
+from serving.audit import AuditLog, FieldValue
 from serving.circuit import CircuitBreaker
-from serving.errors import BadRequest, Unauthorized
-from serving.ratelimit import Decision, Limit, RateLimiter
+from serving.errors import ApiError, BadRequest, RateLimited, Unauthorized
+from serving.ratelimit import AddressLimits, Decision, Limit, RateLimiter
 from serving.security.apikeys import ApiKey, ApiKeyStore
 from serving.security.scopes import ScopeError, grant, scopes_for
 from serving.security.sessions import RefreshError, SessionStore, with_role
@@ -82,13 +85,42 @@ class AuthService:
         users: UserStore,
         keys: ApiKeyStore,
         audit: AuditLog,
+        address_limits: AddressLimits | None = None,
     ) -> None:
         self.codec = codec
         self.sessions = sessions
         self.users = users
         self.keys = keys
         self.audit = audit
+        self.address_limits = address_limits
         self.verified = VerifiedTokens()
+
+    async def refused(
+        self, client: str | None, action: str, reason: str, *, count: bool = True,
+        subject: str | None = None, **fields: FieldValue,
+    ) -> RateLimited | None:  # fmt: skip
+        """Account for a request refused 401/403 (``auth.invalid_token``, ``auth.forbidden``).
+
+        Counted (unless ``count`` is false) against the failure budget of the client address:
+        once that is spent, returns the :class:`RateLimited` to answer instead, and nothing is
+        audited. Otherwise the refusal is audited (sampled per address) and None returned.
+        """
+        if client is None:
+            await self.audit.record(
+                action, "denied", subject=subject, correlation_id=None, reason=reason, **fields
+            )
+            return None
+        if count and self.address_limits is not None:
+            decision = await self.address_limits.failed(client)
+            if decision is not None and not decision.allowed:
+                return RateLimited(
+                    "too many refused requests from this address",
+                    retry_after_s=decision.retry_after_s,
+                )
+        await self.audit.record_flood(
+            action, "denied", client=client, subject=subject, reason=reason, **fields
+        )
+        return None
 
     def _access(self, sub: str, role: str, scopes: frozenset[str], sid: str) -> tuple[str, int]:
         token, claims = self.codec.issue(sub=sub, role=role, scopes=scopes, sid=sid)
@@ -189,31 +221,32 @@ class AuthService:
             "auth.revoke", "ok", subject=claims.sub, jti=claims.jti, kind="access"
         )
 
-    async def verify(self, token: str) -> AccessClaims:
-        """Signature, issuer, audience and expiry of ``token`` (cached), or 401 (audited)."""
+    async def verify(self, token: str, client: str | None = None) -> AccessClaims:
+        """Signature, issuer, audience, expiry and lifetime of ``token`` (cached), or 401
+        (audited; 429 once ``client`` spent its failure budget)."""
         claims = self.verified.get(token)
         if claims is not None:
             return claims
         try:
             claims = self.codec.decode(token)
         except InvalidToken as exc:
-            await self.audit.record("auth.invalid_token", "denied", reason=exc.reason)
-            raise Unauthorized(exc.reason) from None
+            limited = await self.refused(client, "auth.invalid_token", exc.reason)
+            raise limited or Unauthorized(exc.reason) from None
         self.verified.put(token, claims)
         return claims
 
-    async def _revoked(self, token: str, claims: AccessClaims) -> Unauthorized:
+    async def _revoked(self, token: str, claims: AccessClaims, client: str | None) -> ApiError:
         self.verified.discard(token)
-        await self.audit.record(
-            "auth.invalid_token", "denied", subject=claims.sub, reason="token revoked"
+        limited = await self.refused(
+            client, "auth.invalid_token", "token revoked", subject=claims.sub
         )
-        return Unauthorized("token revoked")
+        return limited or Unauthorized("token revoked")
 
-    async def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str, client: str | None = None) -> Principal:
         """The principal of a bearer token, or :class:`Unauthorized` (audited)."""
-        claims = await self.verify(token)
+        claims = await self.verify(token, client)
         if await self.sessions.is_revoked(jti=claims.jti, sid=claims.sid):
-            raise await self._revoked(token, claims)
+            raise await self._revoked(token, claims, client)
         return claims
 
     async def authenticate_counted(
@@ -222,16 +255,17 @@ class AuthService:
         limiter: RateLimiter,
         limits_of: Callable[[str], Sequence[Limit]],
         breaker: CircuitBreaker,
+        client: str | None = None,
     ) -> tuple[Principal, Decision]:
         """:meth:`authenticate` and a rate-limit hit in one Redis round trip (the hot path).
 
-        A revoked token's request is not counted.
+        A revoked token's request is not counted against the subject's limits.
         """
-        claims = await self.verify(token)
+        claims = await self.verify(token, client)
         keys = self.sessions.revocation_keys(jti=claims.jti, sid=claims.sid)
         decision = await breaker.call(limiter.gate, limits_of(claims.sub), keys)
         if decision is None:
-            raise await self._revoked(token, claims)
+            raise await self._revoked(token, claims, client)
         return claims, decision
 
     async def create_key(self, name: str, role: str, *, actor: str) -> tuple[ApiKey, str]:

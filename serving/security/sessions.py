@@ -7,7 +7,10 @@ hold it — so the whole family is revoked: no refresh token of it works any mor
 access token with that ``sid`` is refused until it would have expired anyway.
 
 Refresh tokens are opaque random strings; Redis keeps only their SHA-256. A family lives at
-most ``refresh_ttl_s`` from login (no sliding renewal). Every key has a TTL.
+most ``refresh_ttl_s`` from login (no sliding renewal). Every key has a TTL; a revocation
+marker lives ``marker_margin_s`` longer than any access token it refuses could still be
+accepted (its lifetime, the lifetime slack and the verification leeway), so a revoked token
+never comes back to life before it is refused as expired.
 
 Keys (under ``<prefix>auth:``): ``rt:<sha256>`` hash {fam, sub, role, scope, fam_exp, state};
 ``revoked:sid:<sid>`` and ``revoked:jti:<jti>`` markers.
@@ -26,8 +29,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from serving.circuit import CircuitBreaker
+from serving.security.tokens import LEEWAY_S, LIFETIME_SLACK_S
 
 REFRESH_PREFIX = "rt."
+#: Seconds a revocation marker outlives the tokens it refuses (leeway + slack + rounding).
+MARKER_MARGIN_S = LEEWAY_S + LIFETIME_SLACK_S + 1
 
 # KEYS[1]: the presented token's record. Returns {status, fam, sub}.
 _CONSUME = """
@@ -81,12 +87,14 @@ class SessionStore:
         access_ttl_s: int,
         breaker: CircuitBreaker,
         clock: Callable[[], float] = time.time,
+        marker_margin_s: int = MARKER_MARGIN_S,
     ) -> None:
         # redis-py types results as bytes | str; this client decodes responses to str.
         self._redis: Any = redis
         self._prefix = f"{prefix}auth:"
         self.refresh_ttl_s = refresh_ttl_s
         self.access_ttl_s = access_ttl_s
+        self.marker_margin_s = marker_margin_s
         self._breaker = breaker
         self._clock = clock
         self._consume: Any = redis.register_script(_CONSUME)
@@ -167,12 +175,12 @@ class SessionStore:
 
     async def revoke_session(self, sid: str, ttl_s: int | None = None) -> None:
         """Revoke a family (refresh tokens and access tokens with this ``sid``)."""
-        ttl = max(ttl_s or self.refresh_ttl_s, self.access_ttl_s)
+        ttl = max(ttl_s or self.refresh_ttl_s, self.access_ttl_s + self.marker_margin_s)
         await self._breaker.call(self._redis.set, self._sid_key(sid), "1", ex=ttl)
 
     async def revoke_access(self, jti: str, expires_at: float) -> None:
-        """Refuse one access token until it expires."""
-        ttl = math.ceil(expires_at - self._clock()) + 5
+        """Refuse one access token until it expires (and its leeway has passed)."""
+        ttl = math.ceil(expires_at - self._clock()) + self.marker_margin_s
         if ttl > 0:
             await self._breaker.call(
                 self._redis.set, f"{self._prefix}revoked:jti:{jti}", "1", ex=ttl

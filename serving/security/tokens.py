@@ -2,8 +2,9 @@
 
 Tokens are signed with HS256 (``jwt_secret``) or RS256 (a PEM key pair). Verification pins
 the one configured algorithm (so ``alg: none`` and algorithm confusion fail), and always checks
-signature, ``iss``, ``aud``, ``exp``, ``iat`` and the ``at+jwt`` type. Revocation is not
-checked here: that needs Redis (:mod:`serving.security.sessions`).
+signature, ``iss``, ``aud``, ``exp``, ``iat`` and the ``at+jwt`` type, and refuses a token
+whose lifetime (``exp - iat``) exceeds the configured one plus a small slack, whoever signed
+it. Revocation is not checked here: that needs Redis (:mod:`serving.security.sessions`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from tickcast.errors import ConfigError
 
 TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_LENGTH = 8192
+#: Clock skew tolerated on ``exp``/``iat``/``nbf`` (a token is accepted this long past expiry).
+LEEWAY_S = 5
+#: Default slack on a token's lifetime beyond the configured TTL.
+LIFETIME_SLACK_S = 5
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
 
 
@@ -68,7 +73,8 @@ class JwtCodec:
         issuer: str,
         audience: str,
         ttl_s: int,
-        leeway_s: float = 5.0,
+        leeway_s: float = LEEWAY_S,
+        max_lifetime_s: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.algorithm = algorithm
@@ -77,7 +83,8 @@ class JwtCodec:
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
-        self._leeway = leeway_s
+        self.leeway_s = leeway_s
+        self.max_lifetime_s = ttl_s + LIFETIME_SLACK_S if max_lifetime_s is None else max_lifetime_s
         self._clock = clock
 
     @classmethod
@@ -101,6 +108,7 @@ class JwtCodec:
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_s=settings.access_token_ttl_s,
+            max_lifetime_s=settings.access_token_ttl_s + settings.token_lifetime_slack_s,
             clock=clock,
         )
         try:
@@ -157,7 +165,7 @@ class JwtCodec:
                 algorithms=[self.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=self._leeway,
+                leeway=self.leeway_s,
                 options={"require": _REQUIRED},
             )
         except jwt.PyJWTError as exc:
@@ -165,7 +173,10 @@ class JwtCodec:
                 if isinstance(exc, kind):
                     raise InvalidToken(reason) from None
             raise InvalidToken("malformed token") from None
-        return _claims(payload)
+        claims = _claims(payload)
+        if claims.exp - claims.iat > self.max_lifetime_s:
+            raise InvalidToken("token lifetime too long")
+        return claims
 
 
 def _claims(payload: dict[str, Any]) -> AccessClaims:

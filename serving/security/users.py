@@ -12,14 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 
 from serving.circuit import CircuitBreaker
-from serving.security.passwords import DUMMY_HASH, check_strength, hash_password, verify_password
+from serving.security.passwords import (
+    N,
+    check_strength,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from serving.security.scopes import ROLES
 from tickcast.config import Settings
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+log = structlog.get_logger(__name__)
 
 
 class UserError(ValueError):
@@ -51,7 +60,11 @@ def _user(username: str, record: dict[str, str]) -> User:
 
 
 class UserStore:
-    """Users under ``<prefix>auth:user:<username>`` (Redis calls through ``breaker``)."""
+    """Users under ``<prefix>auth:user:<username>`` (Redis calls through ``breaker``).
+
+    Passwords are hashed with scrypt cost ``scrypt_n`` (``TICKCAST_PASSWORD_SCRYPT_N``); a hash
+    made with other parameters is replaced at the user's next successful login.
+    """
 
     def __init__(
         self,
@@ -60,12 +73,15 @@ class UserStore:
         prefix: str,
         breaker: CircuitBreaker,
         clock: Callable[[], float] = time.time,
+        scrypt_n: int = N,
     ) -> None:
         # redis-py types results as bytes | str; this client decodes responses to str.
         self._redis: Any = redis
         self._prefix = f"{prefix}auth:user:"
         self._breaker = breaker
         self._clock = clock
+        self._n = scrypt_n
+        self._dummy = dummy_hash(scrypt_n)
 
     async def create(self, username: str, password: str, role: str) -> User:
         """Create a user; :class:`UserError` if the name is taken or a value is invalid."""
@@ -77,7 +93,7 @@ class UserStore:
             check_strength(password)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        encoded = await asyncio.to_thread(hash_password, password)
+        encoded = await asyncio.to_thread(hash_password, password, n=self._n)
         key = self._prefix + username
         created = await self._breaker.call(self._redis.hsetnx, key, "pw", encoded)
         if not created:
@@ -102,12 +118,27 @@ class UserStore:
         record: dict[str, str] = {}
         if USERNAME.fullmatch(username):
             record = await self._breaker.call(self._redis.hgetall, self._prefix + username)
-        encoded = record.get("pw") or DUMMY_HASH
+        encoded = record.get("pw") or self._dummy
         ok = await asyncio.to_thread(verify_password, password, encoded)
         if not ok or not record.get("pw"):
             return None
         user = _user(username, record)
-        return None if user.disabled else user
+        if user.disabled:
+            return None
+        if needs_rehash(encoded, self._n):
+            await self._rehash(username, password, encoded)
+        return user
+
+    async def _rehash(self, username: str, password: str, old: str) -> None:
+        """Store a hash of the current cost in place of ``old`` (unless it changed meanwhile)."""
+        fresh = await asyncio.to_thread(hash_password, password, n=self._n)
+        key = self._prefix + username
+        try:
+            if await self._breaker.call(self._redis.hget, key, "pw") == old:
+                await self._breaker.call(self._redis.hset, key, "pw", fresh)
+                log.info("password hash upgraded", user=username, scrypt_n=self._n)
+        except Exception as exc:  # the login succeeded; the upgrade is retried next time
+            log.warning("password hash upgrade failed", user=username, error=str(exc))
 
     async def set_disabled(self, username: str, disabled: bool = True) -> bool:
         """Disable (or enable) a user; False when the user does not exist."""
@@ -126,6 +157,7 @@ async def create_user(settings: Settings, username: str, password: str, role: st
             redis,
             prefix=settings.redis_key_prefix,
             breaker=CircuitBreaker("redis", timeout_s=10.0),
+            scrypt_n=settings.password_scrypt_n,
         )
         return await store.create(username, password, role)
     finally:

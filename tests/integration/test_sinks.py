@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -16,14 +17,9 @@ from confluent_kafka import Consumer, TopicPartition
 from agents.sink_agent import SinkRunner
 from sinks.clickhouse import connect
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
-from sinks.history import (
-    ReadEndpoint,
-    accuracy_by_model_day,
-    history_page,
-    open_reader,
-    psi_by_feature_week,
-)
+from sinks.history import accuracy_by_model_day, history_page, psi_by_feature_week
 from sinks.kafka_producer import BatchProducer
+from sinks.read_endpoint import ReadEndpoint, open_reader, read_token
 from sinks.tables import DRIFT, OUTCOMES, PREDICTIONS, prepare_tables
 from streams.codec import get_codec
 from streams.topics import apply_topics
@@ -295,13 +291,16 @@ def test_second_process_reads_through_the_endpoint_not_the_engine(settings: Sett
 
     endpoint = ReadEndpoint(settings).start()
     try:
+        # the read token travels in the environment (not argv, which `ps` shows)
         code = (
-            "import clickhouse_connect\n"
-            f"c = clickhouse_connect.get_client(dsn={endpoint.url!r}, compress=False)\n"
+            "import os, clickhouse_connect\n"
+            f"c = clickhouse_connect.get_client(dsn={endpoint.url!r}, compress=False, "
+            "access_token=os.environ['READ_TOKEN'])\n"
             f"print(c.query('SELECT count() FROM {db}.predictions FINAL').result_rows[0][0])\n"
         )
+        env = {**os.environ, "READ_TOKEN": read_token(settings)}
         other = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
         )
         assert other.returncode == 0, other.stderr[-2000:]
         assert other.stdout.strip().splitlines()[-1] == "30"

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tickcast.config import Settings
+from tickcast.redaction import redact
 from tickcast.stack.health import Health
 
 
@@ -42,7 +43,7 @@ def check(settings: Settings, timeout: float = 5.0) -> Health:
         return Health(
             "mlflow",
             False,
-            f"{uri}: {exc}".splitlines()[0][:300],
+            redact(f"{uri}: {exc}").splitlines()[0][:300],
             "check TICKCAST_MLFLOW_TRACKING_URI (sqlite:///path or http(s)://server)",
             time.perf_counter() - start,
         )

@@ -96,7 +96,7 @@ def test_watch_and_serve_pass_their_options(
     assert _invoke(app, "lag", "--watch", "--interval", "0.5", "-g", "a").exit_code == 0
     result = _invoke(app, "lag", "--serve", "9399", "--group", "a", "--group", "b")
     assert result.exit_code == 0, result.output
-    assert "lag exporter: http://0.0.0.0:9399/metrics" in result.output
+    assert "lag exporter: http://127.0.0.1:9399/metrics" in result.output  # loopback by default
     assert calls[0][0] == "watch"
     assert calls[0][1] is None
     assert calls[0][2]["interval_s"] == WATCH_INTERVAL_S
@@ -104,6 +104,7 @@ def test_watch_and_serve_pass_their_options(
     assert calls[2][0] == "serve"
     assert calls[2][1] == ["a", "b"]
     assert (calls[2][2]["port"], calls[2][2]["interval_s"]) == (9399, SERVE_INTERVAL_S)
+    assert calls[2][2]["addr"] == "127.0.0.1"  # TICKCAST_METRICS_HOST's default
 
 
 def test_watch_and_serve_together_is_a_usage_error(app: typer.Typer) -> None:

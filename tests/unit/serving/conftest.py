@@ -116,9 +116,14 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "rate_limit_per_subject": 10_000,
         "rate_limit_global": 100_000,
         "rate_limit_auth": 10_000,
+        "rate_limit_unauthenticated": 10_000,
+        "rate_limit_failed_auth": 10_000,
+        "rate_limit_login_account": 10_000,
         "stale_after_s": 60,
         "dependency_timeout_s": 0.5,
         "data_dir": Path(tempfile.gettempdir()) / "tickcast-serving-tests",
+        # scrypt at 2**14 (0.05 s) instead of the default 2**17 (0.4 s): tests hash a lot
+        "password_scrypt_n": 2**14,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -164,7 +169,10 @@ class Api:
         """Create a user with ``role``; returns the username (password is ``PASSWORD``)."""
         name = username or f"{role}-{uuid.uuid4().hex[:8]}"
         users = UserStore(
-            self.redis, prefix=self.settings.redis_key_prefix, breaker=CircuitBreaker("t")
+            self.redis,
+            prefix=self.settings.redis_key_prefix,
+            breaker=CircuitBreaker("t"),
+            scrypt_n=self.settings.password_scrypt_n,
         )
         await users.create(name, PASSWORD, role)
         return name

@@ -13,7 +13,7 @@ from typing import Any
 
 from serving.history import HistoryQuery
 from serving.models import VersionInfo
-from sinks.history import Cursor, Page
+from sinks.history import Cursor, Page, derive_cursor_key
 from streams.codec import get_codec
 from tickcast.errors import DependencyError, ModelError
 
@@ -29,16 +29,21 @@ def history_row(symbol: str, ts_ms: int, model: str = "xgb", version: str = "3")
 
 
 class FakeHistory:
-    """Keyset pagination over an in-memory row list, like ``history_page`` does in SQL."""
+    """Keyset pagination over an in-memory row list, like ``history_page`` does in SQL, with
+    cursors signed and tied to the query the same way."""
 
     def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
         self.rows = rows or []
         self.queries: list[HistoryQuery] = []
         self.down = False
+        self.cursor_key = derive_cursor_key("fake-history")
 
     def page(self, query: HistoryQuery) -> Page:
         self.queries.append(query)
-        after = Cursor.decode(query.cursor) if query.cursor is not None else None
+        binding = query.binding()
+        after = None
+        if query.cursor is not None:
+            after = Cursor.decode(query.cursor, self.cursor_key, binding)
         if self.down:
             raise DependencyError("clickhouse", "connection refused")
 
@@ -61,7 +66,7 @@ class FakeHistory:
         if len(mine) <= query.limit:
             return Page(mine, None)
         last = mine[query.limit - 1]
-        return Page(mine[: query.limit], Cursor(*key(last)).encode())
+        return Page(mine[: query.limit], Cursor(*key(last)).encode(self.cursor_key, binding))
 
 
 class FakeRegistry:

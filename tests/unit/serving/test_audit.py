@@ -112,3 +112,21 @@ async def test_audit_survives_redis_outage(api: Api) -> None:
         await api.app.state.runtime.audit.record("keys.create", "ok", subject="user:x", key_id="k")
     events = [entry["event"] for entry in logs]
     assert events == ["audit", "audit_stream_unavailable"]
+
+
+async def test_floods_are_sampled_per_address_and_summarised(api: Api, clock: list[float]) -> None:
+    audit = api.app.state.runtime.audit
+    sample = audit.sampler.sample
+    for _ in range(sample + 15):
+        await audit.record_flood("auth.invalid_token", "denied", client="192.0.2.1", reason="x")
+    await audit.record_flood("auth.invalid_token", "denied", client="192.0.2.2", reason="x")
+    stream = f"{api.settings.redis_key_prefix}audit"
+    entries = [fields for _, fields in await api.redis.xrange(stream)]
+    assert len(entries) == sample + 1  # the first `sample` of 192.0.2.1, one of 192.0.2.2
+    clock[0] += audit.sampler.window_s + 1  # the window ends: its summary is written
+    await audit.record_flood("auth.invalid_token", "denied", client="192.0.2.1", reason="x")
+    entries = [fields for _, fields in await api.redis.xrange(stream)]
+    summary = [e for e in entries if e["outcome"] == "suppressed"]
+    assert len(summary) == 1
+    assert (summary[0]["client"], summary[0]["count"]) == ("192.0.2.1", "15")
+    assert len(entries) == sample + 3  # + the summary + the first event of the new window

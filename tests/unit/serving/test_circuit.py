@@ -6,8 +6,14 @@ import asyncio
 import contextlib
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from serving.circuit import CircuitBreaker, DependencyUnavailable
+from serving.circuit import CircuitBreaker, DependencyRefused, DependencyUnavailable
+from serving.history import HistoryQueryError
+from sinks.history import InvalidCursor
+from tickcast.errors import DependencyError
 
 
 class Flaky:
@@ -118,4 +124,84 @@ async def test_bugs_are_not_swallowed() -> None:
 
     with pytest.raises(KeyError):
         await cb.call(bug)
+    assert cb.state == "closed"
+
+
+# --- what counts: only outages (connection failures, time-outs) open a circuit -------------
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError("refused"),
+        OSError("network unreachable"),
+        RedisConnectionError("reset"),
+        RedisTimeoutError("timed out"),
+        DependencyError("clickhouse", "connection refused"),
+    ],
+)
+async def test_outages_count(exc: BaseException) -> None:
+    cb = breaker([0.0])
+    for _ in range(3):
+        with pytest.raises(DependencyUnavailable):
+            await cb.call(_raise, exc)
+    assert cb.state == "open"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [DependencyRefused("clickhouse", "memory limit exceeded"), ResponseError("OOM command")],
+)
+async def test_a_dependency_that_answered_is_503_but_never_opens(exc: BaseException) -> None:
+    now, dep = [0.0], Flaky()
+    dep.up = True
+    cb = breaker(now)
+    for _ in range(20):
+        with pytest.raises(DependencyUnavailable):
+            await cb.call(_raise, exc)
+    assert cb.state == "closed"
+    assert await cb.call(dep) == "pong"
+
+
+@pytest.mark.parametrize(
+    "exc", [InvalidCursor("ts_ms out of range"), HistoryQueryError(43), ValueError("input")]
+)
+async def test_input_errors_propagate_and_never_open(exc: Exception) -> None:
+    now, dep = [0.0], Flaky()
+    dep.up = True
+    cb = breaker(now)
+    for _ in range(20):
+        with pytest.raises(type(exc)):
+            await cb.call(_raise, exc)
+    assert cb.state == "closed"
+    assert await cb.call(dep) == "pong"
+
+
+async def test_input_errors_do_not_reset_the_outage_count() -> None:
+    cb = breaker([0.0])
+    for exc in (ConnectionError("a"), ValueError("x"), ConnectionError("b"), ValueError("y")):
+        with contextlib.suppress(DependencyUnavailable, ValueError):
+            await cb.call(_raise, exc)
+    assert cb.state == "closed"
+    with pytest.raises(DependencyUnavailable):
+        await cb.call(_raise, ConnectionError("c"))
+    assert cb.state == "open"  # three outages, whatever came between
+
+
+async def test_a_probe_failing_on_input_leaves_the_circuit_half_open() -> None:
+    now, dep = [0.0], Flaky()
+    cb = breaker(now)
+    for _ in range(3):
+        with pytest.raises(DependencyUnavailable):
+            await cb.call(dep)
+    now[0] = 5.0
+    with pytest.raises(InvalidCursor):
+        await cb.call(_raise, InvalidCursor("bad"))  # an attacker's request as the probe...
+    assert cb.state == "half_open"  # ...neither reopens nor closes the circuit
+    dep.up = True
+    assert await cb.call(dep) == "pong"
     assert cb.state == "closed"

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+from uvicorn.importer import import_from_string
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.cli import app, token_command, users_app
+from serving.protocol import GuardedHttpToolsProtocol
 from serving.security.tokens import JwtCodec
 from tests.unit.serving.conftest import make_settings
 
@@ -35,7 +38,14 @@ def test_serve_uses_settings_uvloop_and_httptools(env: dict[str, str]) -> None:
     assert options["app"] == "serving.main:service_app"
     assert options["factory"] is True
     assert (options["port"], options["workers"]) == (8123, 2)
-    assert (options["loop"], options["http"]) == ("uvloop", "httptools")
+    assert options["loop"] == "uvloop"
+    # httptools, guarded by the header/body time-outs uvicorn lacks (serving/protocol.py)
+    protocol = import_from_string(options["http"])
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol is GuardedHttpToolsProtocol
+    assert (options["timeout_keep_alive"], options["limit_concurrency"]) == (5.0, 1024)
+    assert options["h11_max_incomplete_event_size"] == 32_768
+    assert options["proxy_headers"] is False
     overridden = CliRunner().invoke(app, ["--dry-run", "--workers", "1", "--port", "9000"])
     assert json.loads(overridden.output.strip().splitlines()[-1])["workers"] == 1
 

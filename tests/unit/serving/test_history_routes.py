@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,8 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from serving.clients import Clients
+from serving.history import HistoryQuery, HistoryQueryError
 from serving.main import create_app
 from serving.store import InMemoryLatestStore
+from sinks.history import Page
 from tests.unit.serving.conftest import Api, bearer
 from tests.unit.serving.fakes import FakeHistory, history_row
 from tickcast.config import Settings
@@ -141,3 +145,75 @@ async def test_clickhouse_down_is_503_with_retry_after(api: Api, history: FakeHi
     calls = len(history.queries)
     assert calls == api.settings.circuit_failures  # the circuit opened: no more calls
     assert api.app.state.runtime.history.breaker.state == "open"
+
+
+def probe_cursor() -> str:
+    """The outside probe's cursor: base64url of ``[1e30, 'x', '1', 1]``, unsigned."""
+    raw = json.dumps([1e30, "x", "1", 1]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_the_probes_cursor_is_400_and_cannot_open_the_circuit(
+    api: Api, history: FakeHistory
+) -> None:
+    token = await api.token("trader")
+    params = {"start": T0, "end": T0 + 60_000, "cursor": probe_cursor()}
+    for _ in range(api.settings.circuit_failures * 2):
+        response = await api.client.get(
+            "/v1/predictions/AAPL/history", params=params, headers=bearer(token)
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_cursor"
+    assert api.app.state.runtime.history.breaker.state == "closed"
+    ok = await api.client.get(
+        "/v1/predictions/AAPL/history",
+        params={"start": T0, "end": T0 + 60_000},
+        headers=bearer(token),
+    )
+    assert ok.status_code == 200
+
+
+async def test_a_cursor_only_pages_the_query_it_came_from(api: Api) -> None:
+    token = await api.token("trader")
+    params: dict[str, Any] = {"start": T0, "end": T0 + 20 * 60_000, "limit": 3}
+    first = await api.client.get(
+        "/v1/predictions/AAPL/history", params=params, headers=bearer(token)
+    )
+    cursor = first.json()["next_cursor"]
+    assert cursor
+    same = await api.client.get(
+        "/v1/predictions/AAPL/history", params={**params, "cursor": cursor}, headers=bearer(token)
+    )
+    assert same.status_code == 200
+    for path, changes in [
+        ("/v1/predictions/MSFT/history", {}),
+        ("/v1/outcomes/AAPL/history", {}),
+        ("/v1/predictions/AAPL/history", {"limit": 4}),
+        ("/v1/predictions/AAPL/history", {"model": "xgb"}),
+        ("/v1/predictions/AAPL/history", {"end": T0 + 21 * 60_000}),
+    ]:
+        response = await api.client.get(
+            path, params={**params, **changes, "cursor": cursor}, headers=bearer(token)
+        )
+        assert response.status_code == 400, (path, changes)
+        assert response.json()["error"] == "invalid_cursor"
+
+
+async def test_a_query_refused_for_its_input_is_400_and_not_counted(
+    api: Api, history: FakeHistory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = await api.token("trader")
+
+    def refuse(query: HistoryQuery) -> Page:
+        raise HistoryQueryError(43)
+
+    monkeypatch.setattr(history, "page", refuse)
+    for _ in range(api.settings.circuit_failures * 2):
+        response = await api.client.get(
+            "/v1/predictions/AAPL/history",
+            params={"start": T0, "end": T0 + 60_000},
+            headers=bearer(token),
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_query"
+    assert api.app.state.runtime.history.breaker.state == "closed"
