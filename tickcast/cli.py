@@ -73,7 +73,7 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the Kafka broker and Redis server the project started."""
+    """Stop the Kafka broker and Redis server the project started, and the demo's API and sink."""
     from tickcast.stack import local
 
     for name, stopped in local.down(settings()).items():

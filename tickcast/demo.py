@@ -32,7 +32,7 @@ from streams.topics import apply_topics
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
 from tickcast.stack.namespace import reset_namespace
-from tickcast.stack.processes import ServiceProcess
+from tickcast.stack.processes import ServiceProcess, demo_pid_file, stop_recorded
 
 DEMO_MODEL = "tickcast-demo-h1"
 
@@ -278,34 +278,15 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
     return server
 
 
-def _pid_file(demo: Settings) -> Path:
-    return demo.data_dir / "logs" / "demo.pids"
-
-
 def _stop_previous_demo(demo: Settings) -> None:
     """Stop the API and sink an earlier demo left running, and forget its ClickHouse store.
 
     Why: a live sink of the last run would keep its group (the reset waits on it) and its
     embedded ClickHouse; rows and learner state of an earlier run must not leak into this one.
     """
-    import os
     import shutil
-    import signal
 
-    pids = _pid_file(demo)
-    if pids.exists():
-        for raw in pids.read_text().split():
-            pid = int(raw)
-            try:
-                if b"tickcast.cli" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    continue
-                os.kill(pid, signal.SIGTERM)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            deadline = time.monotonic() + 30
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                time.sleep(0.2)
-        pids.unlink()
+    stop_recorded(demo_pid_file(demo))
     shutil.rmtree(demo.clickhouse.removeprefix("chdb://"), ignore_errors=True)
 
 
@@ -390,7 +371,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         learner.stop()
     sink.detach()  # these two outlive the demo on purpose (the curls above)
     server.detach()
-    _pid_file(demo).write_text(
+    demo_pid_file(demo).write_text(
         "\n".join(str(p.proc.pid) for p in (sink, server) if p.proc is not None)
     )
     console.print(f"read any symbol by name: tickcast features {keep[0]} --namespace demo")
@@ -398,6 +379,6 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
     console.print(
         f"the API (pid {server.proc.pid if server.proc else '?'}) and the ClickHouse sink "
         f"(pid {sink.proc.pid if sink.proc else '?'}) keep running for the curls above; "
-        "stop them with `kill`"
+        "`tickcast down` (or the next demo) stops them"
     )
     return figures

@@ -57,8 +57,15 @@ def up(settings: Settings, on_done: Callable[[Health], None] | None = None) -> l
 
 
 def down(settings: Settings) -> dict[str, bool]:
-    """Stop what the project started locally."""
-    return {"kafka": kafka_broker.stop(settings), "redis": redis_server.stop(settings)}
+    """Stop what the project started locally (the demo's API and sink included)."""
+    from tickcast.stack.processes import demo_pid_file, stop_recorded
+
+    demo = bool(stop_recorded(demo_pid_file(settings)))
+    return {
+        "demo": demo,
+        "kafka": kafka_broker.stop(settings),
+        "redis": redis_server.stop(settings),
+    }
 
 
 def status(settings: Settings) -> list[Health]:

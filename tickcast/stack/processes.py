@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tickcast.config import REPO_ROOT, Settings
@@ -100,3 +101,36 @@ class ServiceProcess:
         if self._lifeline is not None:
             os.close(self._lifeline)
             self._lifeline = None
+
+
+def demo_pid_file(settings: Settings) -> Path:
+    """Where the demo records the processes it leaves running (the API and the sink)."""
+    return settings.data_dir / "logs" / "demo.pids"
+
+
+def stop_recorded(pid_file: Path, timeout_s: float = 30.0) -> int:
+    """SIGTERM the tickcast processes listed in ``pid_file`` and wait; returns how many."""
+    if not pid_file.exists():
+        return 0
+    stopped = 0
+    for raw in pid_file.read_text().split():
+        pid = int(raw)
+        try:
+            if b"tickcast.cli" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue  # the pid was reused by something else
+            os.kill(pid, signal.SIGTERM)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        stopped += 1
+        deadline = time.monotonic() + timeout_s
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    pid_file.unlink()
+    return stopped
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
