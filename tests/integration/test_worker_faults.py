@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,21 @@ from tickcast.stack.processes import child_env
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
+    """Start private redis-servers (extra arguments allowed); all stopped at teardown."""
+    started: list[PrivateRedis] = []
+
+    def start(*extra: str) -> PrivateRedis:
+        server = PrivateRedis(tmp_path / f"redis{len(started)}", *extra)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def _wait_for_log(worker: WorkerProcess, needle: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -47,9 +63,9 @@ def _wait_for_log(worker: WorkerProcess, needle: str, timeout_s: float = 30.0) -
 
 @pytest.mark.parametrize("runner", ["direct", "faust"])
 def test_redis_outage_and_empty_restart_lose_nothing(
-    settings: Settings, tmp_path: Path, runner: str
+    settings: Settings, tmp_path: Path, runner: str, private_redis: Callable[..., PrivateRedis]
 ) -> None:
-    private = PrivateRedis(tmp_path / "redis").start()
+    private = private_redis()
     settings = settings.model_copy(update={"redis_url": private.url, "scoring_enabled": False})
     apply_topics(settings)
     frame = make_bars(30, 240, seed=5)
@@ -131,10 +147,10 @@ def _committed(settings: Settings) -> dict[int, int]:
 
 
 def test_an_error_that_cannot_be_retried_exits_non_zero_and_commits_nothing_past_it(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, private_redis: Callable[..., PrivateRedis]
 ) -> None:
     # A full Redis refuses writes (OOM): not an outage to wait out, an error to report.
-    private = PrivateRedis(tmp_path / "redis", "--maxmemory-policy", "noeviction").start()
+    private = private_redis("--maxmemory-policy", "noeviction")
     settings = settings.model_copy(update={"redis_url": private.url, "scoring_enabled": False})
     apply_topics(settings)
     frame = make_bars(30, 200, seed=9)
