@@ -3,6 +3,11 @@
 Integration tests ask for ``settings`` (a namespaced :class:`Settings`): its topic prefix,
 Redis key prefix and ClickHouse database are unique to the test. A component that cannot
 start makes those tests fail with the reason; nothing is skipped.
+
+Skip policy: no test calls ``pytest.skip`` or ``importorskip``. A missing component
+(redis-server, the broker, a package registry that set-up needs) fails the test that needs
+it, with its reason and how to fix it; first-party modules are imported plainly, so a broken
+one fails loudly.
 """
 
 from __future__ import annotations

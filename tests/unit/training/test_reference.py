@@ -92,7 +92,8 @@ def test_json_round_trip_and_frame_helper() -> None:
 
 
 def test_monitoring_drift_accepts_the_reference_with_the_same_bins() -> None:
-    drift = pytest.importorskip("monitoring.drift")
+    from monitoring import drift
+
     values = np.random.default_rng(4).normal(size=2_000)
     ref = FeatureReference.from_values("x", values)
     theirs = drift.ReferenceDistribution.coerce(ref)

@@ -7,14 +7,10 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-indicators = pytest.importorskip("indicators")
-if not hasattr(indicators, "compute_frame"):
-    pytest.skip("indicators.compute_frame not available", allow_module_level=True)
-
-from indicators import FeatureSet, compute_frame  # noqa: E402
-from indicators.synthetic import random_walk_panel  # noqa: E402
-from training.errors import LookAheadError  # noqa: E402
-from training.walk_forward import WalkForwardConfig, run_walk_forward  # noqa: E402
+from indicators import FeatureSet, compute_frame
+from indicators.synthetic import random_walk_panel
+from training.errors import LookAheadError
+from training.walk_forward import WalkForwardConfig, run_walk_forward
 
 FAST = {"xgboost": {"n_estimators": 30}, "lightgbm": {"n_estimators": 30}}
 BARS = random_walk_panel(("AAA", "BBB", "CCC", "DDD"), n=260, seed=3)
