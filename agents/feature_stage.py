@@ -35,11 +35,11 @@ from agents.turn_timer import TurnTimer
 from monitoring.correlation import HEADER, kafka_headers
 from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
-from sinks.kafka_producer import BatchProducer
 from sinks.redis_table import RedisTable
 from streams.codec import get_codec
 from streams.feature_encoder import FeatureVectorEncoder
 from streams.hot_codec import OutcomeEncoder, PredictionEncoder
+from streams.producer import BatchProducer
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
 

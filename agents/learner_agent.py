@@ -240,7 +240,7 @@ class LearnerRunner:
 
     async def open(self) -> None:
         """Connect the producer (the checkpoint was restored before the worker started)."""
-        from sinks.kafka_producer import BatchProducer
+        from streams.producer import BatchProducer
 
         self.producer = BatchProducer(self.stage.settings)
         self.stage.publish = self.producer.produce

@@ -22,8 +22,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from agents.feature_engine import SymbolStream
-from sinks.kafka_producer import BatchProducer
 from streams.consumers import reader
+from streams.producer import BatchProducer
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
 

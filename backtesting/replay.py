@@ -304,7 +304,7 @@ def copy_range(
     Same raw bytes, keys, headers and partition numbers; one partition at a time (its
     records are held in memory between read and produce). ``keep(symbol)`` drops symbols.
     """
-    from sinks.kafka_producer import BatchProducer
+    from streams.producer import BatchProducer
 
     marks = watermarks(settings, source_topic)
     if not marks:

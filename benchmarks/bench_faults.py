@@ -42,8 +42,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from indicators.bar import Bar
 from indicators.feature_set import FeatureSet
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.replay import tick_records
 from streams.topics import apply_topics
 from tickcast.config import Settings

@@ -25,8 +25,8 @@ import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
 from monitoring.lag import collect_lag
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.replay import tick_records
 from streams.synthetic import SyntheticConfig, SyntheticMarket, to_frame
 from streams.topics import apply_topics

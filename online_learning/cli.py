@@ -127,8 +127,8 @@ def promote_cmd(
         is_online,
         registry_promoter,
     )
-    from sinks.kafka_producer import BatchProducer
     from streams.codec import get_codec
+    from streams.producer import BatchProducer
 
     settings = _settings()
     producer = BatchProducer(settings)

@@ -3,7 +3,7 @@ actions promote and rollback, each recorded as a ModelEvent on the ``model-event
 
 Seams (tests put fakes there): :class:`ModelRegistry` (real: :class:`MlflowRegistry` over
 ``training.registry``) and :class:`EventPublisher` (real: :class:`KafkaEventPublisher`, a
-``sinks.kafka_producer.BatchProducer`` with the ``ModelEvent`` Avro codec). Registry calls
+``streams.producer.BatchProducer`` with the ``ModelEvent`` Avro codec). Registry calls
 block, so :class:`ModelService` runs them in a thread behind the ``mlflow`` circuit breaker,
 and caches the registry view for ``view_ttl_s`` (a promotion through this API clears it).
 
@@ -142,8 +142,8 @@ class KafkaEventPublisher:
 
     def publish(self, event: dict[str, Any]) -> None:
         """Encode (Avro ModelEvent), produce and wait for delivery."""
-        from sinks.kafka_producer import BatchProducer
         from streams.codec import get_codec
+        from streams.producer import BatchProducer
 
         payload = get_codec("ModelEvent").encode(event)
         if self._producer is None:

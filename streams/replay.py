@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from tickcast.config import Settings
 
 OPTIONAL_QUOTES = ("bid", "ask", "bid_size", "ask_size")

@@ -10,8 +10,8 @@ import pytest
 from agents.drift_agent import DriftAgent
 from indicators.feature_set import FeatureSet
 from monitoring.metrics import Metrics
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.topics import apply_topics
 from tests.integration.pipeline import read_topic
 from tickcast.config import Settings

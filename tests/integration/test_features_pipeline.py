@@ -14,8 +14,8 @@ import redis
 from indicators.bar import Bar
 from indicators.feature_set import FeatureSet
 from sinks.feature_blob import decode as decode_blob
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.replay import publish, tick_records
 from streams.topics import apply_topics
 from tests.integration.pipeline import WorkerProcess, dedupe_features, read_topic

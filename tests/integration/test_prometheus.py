@@ -26,8 +26,8 @@ from monitoring.lag import run_lag_exporter
 from monitoring.metrics import Metrics
 from monitoring.prometheus_runner import ALERTS, PrometheusRunner, free_port
 from monitoring.summary import summary
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.replay import publish, tick_records
 from streams.topics import apply_topics
 from tickcast.config import Settings

@@ -20,8 +20,8 @@ from agents.predictions import PredictionStage
 from agents.records import RawRecord
 from indicators.feature_set import FeatureSet
 from monitoring.metrics import Metrics
-from sinks.kafka_producer import BatchProducer
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.replay import publish, tick_records
 from streams.topics import apply_topics
 from tests.integration.pipeline import WorkerProcess, read_topic

@@ -18,10 +18,10 @@ from agents.sink_agent import SinkRunner
 from sinks.clickhouse import connect
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
 from sinks.history import accuracy_by_model_day, history_page, psi_by_feature_week
-from sinks.kafka_producer import BatchProducer
 from sinks.read_endpoint import ReadEndpoint, open_reader, read_token
 from sinks.tables import DRIFT, OUTCOMES, PREDICTIONS, prepare_tables
 from streams.codec import get_codec
+from streams.producer import BatchProducer
 from streams.topics import apply_topics
 from tickcast.config import Settings
 
