@@ -36,6 +36,22 @@ def register_feature_agent(app: faust.App, stage: FeatureStage) -> FeatureStage:
     settings = stage.settings
     pending: list[EventT] = []
     streams: list[StreamT] = []
+    owned: set[int] = set()
+    ticks_topic = settings.topic("ticks")
+
+    def current(events: list[EventT]) -> list[EventT]:
+        """The events this worker may apply: of a partition it owns now, fetched in the
+        current group generation. ``noack_take`` collects events for up to ``within``
+        seconds, so a batch can straddle a rebalance; an event fetched before it belongs to
+        the partition's owner now (or, re-assigned here, comes again from the committed
+        offset). Applying it would move the symbol's state past ticks that are then
+        skipped as already applied — the divergence a three-worker rolling restart found.
+        """
+        generation = app.consumer_generation_id
+        return [
+            e for e in events
+            if e.message.partition in owned and e.message.generation_id == generation
+        ]  # fmt: skip
 
     async def commit(offsets: dict[int, int]) -> None:
         """Ack the pending events below each partition's committable offset."""
@@ -64,15 +80,19 @@ def register_feature_agent(app: faust.App, stage: FeatureStage) -> FeatureStage:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.batch_max_events, within=settings.batch_within_s
         ):
-            records = [
-                RawRecord(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
-                for e in events
-            ]
             async with stage.lock:
+                events = current(list(events))
+                records = [
+                    RawRecord(
+                        e.message.topic, e.message.partition, e.message.offset, e.key, e.value
+                    )
+                    for e in events
+                ]
                 try:
-                    with stage.metrics.stage_timer("features"):
-                        await stage.handle(records)
-                    pending.extend(events)
+                    if records:
+                        with stage.metrics.stage_timer("features"):
+                            await stage.handle(records)
+                        pending.extend(events)
                     if stage.commit_due():
                         await stage.checkpoint(commit, full=True)
                     await stage.refresh()
@@ -95,11 +115,19 @@ def register_feature_agent(app: faust.App, stage: FeatureStage) -> FeatureStage:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*_: Any, **__: Any) -> None:
+        owned.clear()  # before the lock: a batch in hand keeps none of its events
         if stage.lock.locked():
             stage.guard.abandoned = True  # a batch waiting for a dependency gives up
         async with stage.lock:
             stage.forget()
             pending.clear()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(*args: Any, **__: Any) -> None:
+        assigned = args[1] if len(args) > 1 else set()  # (sender, assigned)
+        async with stage.lock:
+            owned.clear()
+            owned.update(tp.partition for tp in assigned if tp.topic == ticks_topic)
 
     @app.task
     async def on_startup() -> None:
