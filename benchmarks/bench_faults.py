@@ -51,27 +51,10 @@ from tickcast.stack import kafka_broker
 from tickcast.stack.processes import ServiceProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.bars import make_bars as bars  # the tests' seeded bar generator
 from tests.support.redis_fault import PrivateRedis  # a private redis-server to take away
 
 FS = FeatureSet.default()
-
-
-def bars(n_symbols: int, n_bars: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in range(n_symbols):
-        close = 50.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n_bars)))
-        open_ = close * np.exp(rng.normal(0, 0.003, n_bars))
-        high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n_bars))
-        low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n_bars))
-        volume = rng.uniform(1e4, 1e5, n_bars).round()
-        for i in range(n_bars):
-            ts = 1_600_000_000_000 + i * 60_000
-            rows.append((f"S{s:03d}", ts, open_[i], high[i], low[i], close[i], volume[i]))
-    frame = pd.DataFrame(
-        rows, columns=["symbol", "ts_ms", "open", "high", "low", "close", "volume"]
-    )
-    return frame.sort_values(["ts_ms", "symbol"], kind="stable").reset_index(drop=True)
 
 
 def expected(frame: pd.DataFrame) -> dict[tuple[str, int], tuple[float, ...]]:
