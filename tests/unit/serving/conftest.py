@@ -5,9 +5,6 @@ Each test gets its own Redis key prefix (a fresh namespace) and an in-memory Lat
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -18,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from serving.circuit import CircuitBreaker
@@ -26,78 +22,18 @@ from serving.clients import Clients
 from serving.main import create_app
 from serving.security.users import UserStore
 from serving.store import InMemoryLatestStore
+from tests.support.redis_fault import PrivateRedis
 from tickcast.config import Settings, load_settings
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 PASSWORD = "a-long-test-password-0"  # test fixture only
 
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RedisServer:
-    """A redis-server process on loopback."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+#: The serving tests' redis-server: the shared private-server helper (no persistence).
+RedisServer = PrivateRedis
 
 
 def start_redis(directory: Path) -> RedisServer:
     """Start redis-server without persistence in ``directory`` and wait until it answers."""
-    if not Path(REDIS_SERVER).exists():
-        pytest.fail("redis-server is not installed: `make deps` installs it")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = RedisServer(process, port)
-    client = SyncRedis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except Exception:
-            if time.monotonic() > deadline or process.poll() is not None:
-                server.stop()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    client.close()
-    return server
+    return PrivateRedis(directory).start()
 
 
 @pytest.fixture(scope="session")
