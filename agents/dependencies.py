@@ -95,21 +95,20 @@ class DependencyGuard:
         )
         async for trial in retrying:
             with trial:
-                if self.abandoned:
-                    raise BatchAbandoned("partitions revoked while waiting for a dependency")
+                self._check_abandoned()  # a stop does not cut short a first attempt
                 result = await attempt()
         self._succeeded(component)
         return result
 
-    def _check(self) -> None:
+    def _check_abandoned(self) -> None:
         if self.abandoned:
             raise BatchAbandoned("partitions revoked while waiting for a dependency")
-        if self.stopping():
-            raise StopRequested("stopping while waiting for a dependency")
 
     async def _sleep(self, seconds: float) -> None:
         await self.sleep(seconds)
-        self._check()
+        self._check_abandoned()
+        if self.stopping():
+            raise StopRequested("stopping while waiting for a dependency")
 
     def _failed(self, component: str, state: RetryCallState) -> None:
         outcome = state.outcome

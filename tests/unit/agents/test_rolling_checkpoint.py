@@ -81,3 +81,45 @@ def test_rolling_snapshots_oldest_first_and_commit_bound() -> None:
     assert [stage.snapshot_some(now=5.0 + i) for i in range(4)] == [1, 1, 1, 0]
     assert list(stage.pending) == symbols
     assert safe_offsets({0: 4}, stage._uncovered()) == {0: 4}
+
+
+class OrderedIO:
+    """Producer and changelog store in one: records flushes, snapshots and commits in order."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    async def flush_async(self, timeout: float = 30.0) -> None:
+        self.log.append("flush")
+
+    def produce(self, symbol: str, partition: int, payload: bytes) -> None:
+        self.log.append(f"snapshot {symbol}")
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        self.log.append(f"commit {sorted(offsets.items())}")
+
+
+def test_the_commit_rule_snapshots_after_a_flush_and_commits_only_what_they_cover() -> None:
+    import asyncio
+
+    settings = Settings(checkpoint_interval_s=1.0, scoring_enabled=False)
+    stage = FeatureStage(settings, FeatureEngine(FeatureSet.default()), Metrics(process=False))
+    io = OrderedIO()
+    stage.producer = io  # type: ignore[assignment]
+    stage.store = io  # type: ignore[assignment]
+    batch = [RawRecord("t", 0, o, s.encode(), tick(s, o)) for o, s in enumerate(["A", "B"])]
+    out = stage.engine.process(batch, lambda s, p: None, 0)
+    stage.dirty.update(out.touched)
+    stage.dirty_since.update(out.first_offsets)
+    stage.handled = {0: 2}
+    stage._pickle(["A"])  # B stays dirty: partition 0 may go no further than B's tick (1)
+
+    asyncio.run(stage.checkpoint(io.commit))
+    assert io.log == ["flush", "snapshot A"]  # A's outputs durable before A's snapshot
+    assert stage.awaiting == {0: 1}  # committed only once that snapshot is durable too
+
+    asyncio.run(stage.checkpoint(io.commit))
+    assert io.log[2:] == ["flush", "commit [(0, 1)]"]
+
+    asyncio.run(stage.checkpoint(io.commit, full=True))  # a clean stop: everything, at once
+    assert io.log[4:] == ["flush", "commit [(0, 1)]", "snapshot B", "flush", "commit [(0, 2)]"]
