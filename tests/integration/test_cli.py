@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 from tickcast.config import Settings
 from tickcast.stack import redis_server
 from tickcast.stack.processes import child_env
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tickcast(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -42,7 +42,7 @@ from sinks.clickhouse import connect
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
 from sinks.history import ReadEndpoint
 from sinks.tables import PREDICTIONS, prepare_tables
-from tests.unit.serving.conftest import free_port
+from tests.support.ports import free_port
 from tests.unit.serving.fakes import FakeRegistry, RecordingPublisher
 from tickcast.config import Settings
 

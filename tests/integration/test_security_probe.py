@@ -33,6 +33,7 @@ from sinks.history import accuracy_by_model_day, history_page, psi_by_feature_we
 from sinks.read_endpoint import ReadEndpoint, open_reader, read_token
 from sinks.tables import DRIFT, OUTCOMES, PREDICTIONS, prepare_tables
 from tests.integration.test_sinks import DAY, T0, _insert, outcome, prediction
+from tests.support.ports import free_port
 from tickcast.config import DEV_SECRET, REPO_ROOT, Settings
 
 pytestmark = pytest.mark.integration
@@ -238,12 +239,6 @@ def _tickcast(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
@@ -260,7 +255,7 @@ def _free_port() -> int:
 def test_serving_the_public_secret_or_a_short_one_refuses_to_start(
     args: list[str], env: dict[str, str], message: str
 ) -> None:
-    port = str(_free_port())
+    port = str(free_port())
     done = _tickcast(*args, "--port", port, **env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr

@@ -8,18 +8,13 @@ AOF/RDB does in production).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.ports import free_port
 
 
 class PrivateRedis:
@@ -28,7 +23,7 @@ class PrivateRedis:
     def __init__(self, folder: Path, *extra: str) -> None:
         self.folder = folder
         self.extra = extra
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
