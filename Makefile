@@ -43,6 +43,7 @@ test: deps
 	@$(TICKCAST) up
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy .
+	@$(VENV)/bin/lint-imports
 	@set +e; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -53,6 +54,7 @@ lint: venv
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy .
+	@$(VENV)/bin/lint-imports
 
 clean: down
 	rm -rf .tickcast

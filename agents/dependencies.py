@@ -31,8 +31,8 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity import wait_random_exponential as jittered
 
-from monitoring.metrics import Metrics
 from tickcast.errors import DependencyError, TickcastError
+from tickcast.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

@@ -34,9 +34,9 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from agents.dependencies import BatchAbandoned, StopRequested
 from agents.feature_stage import FeatureStage
-from agents.records import RawRecord
 from agents.turn_timer import TurnTimer
 from streams.consumers import group_consumer
+from streams.records import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
 

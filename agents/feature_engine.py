@@ -25,12 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.records import RawRecord
 from indicators.bar import Bar
 from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
 from streams.codec import AvroCodec
 from streams.hot_codec import TickDecoder
+from streams.records import RawRecord
 from streams.validation import (
     SymbolGuard,
     ValidationRules,

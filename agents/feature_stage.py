@@ -28,20 +28,20 @@ import structlog
 
 from agents.dependencies import DependencyGuard
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
-from agents.records import RawRecord
 from agents.stages import BatchStage, StageOutput
 from agents.state_store import ChangelogStateStore
 from agents.turn_timer import TurnTimer
-from monitoring.correlation import HEADER, kafka_headers
-from monitoring.metrics import Metrics
 from sinks.feature_blob import encode as encode_blob
 from sinks.redis_table import RedisTable
 from streams.codec import get_codec
+from streams.correlation import HEADER, kafka_headers
 from streams.feature_encoder import FeatureVectorEncoder
 from streams.hot_codec import OutcomeEncoder, PredictionEncoder
 from streams.producer import BatchProducer
+from streams.records import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
+from tickcast.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

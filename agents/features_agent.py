@@ -26,7 +26,7 @@ from faust.types import EventT, StreamT
 
 from agents.dependencies import BatchAbandoned
 from agents.feature_stage import FeatureStage
-from agents.records import RawRecord
+from streams.records import RawRecord
 
 log = structlog.get_logger(__name__)
 

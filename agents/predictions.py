@@ -41,11 +41,11 @@ from agents.online_models import OnlineModel, select, to_models
 from agents.scoring import CHALLENGER, CHAMPION, ModelSet, Scorer, load_model_set, watch_aliases
 from agents.stages import StageOutput
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
 from online_learning.challengers import OnlineChallenger
 from online_learning.outcomes import OutcomeJoiner
 from tickcast.config import Settings
 from tickcast.errors import DependencyError, TickcastError
+from tickcast.metrics import Metrics
 from training.champion import PackagedModel, feature_importance
 
 log = structlog.get_logger(__name__)

@@ -17,9 +17,9 @@ from agents.feature_stage import FeatureStage
 from agents.predictions import PredictionStage
 from agents.stages import BatchStage
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics, get_metrics, serve_metrics
 from streams.validation import ValidationRules
 from tickcast.config import Settings
+from tickcast.metrics import Metrics, get_metrics, serve_metrics
 
 if TYPE_CHECKING:
     import faust
@@ -41,8 +41,8 @@ def build_worker_app(
     settings: Settings, metrics: Metrics | None = None
 ) -> tuple[faust.App, FeatureStage]:
     """The Faust app running the feature stage (the ``faust`` runner)."""
-    from agents.app import faust_app
     from agents.features_agent import register_feature_agent
+    from streams.faust_app import faust_app
 
     app = faust_app(settings)
     return app, register_feature_agent(app, build_stage(settings, metrics))

@@ -1,6 +1,6 @@
 """Evaluate model predictions against bars: every (model version × strategy) side by side.
 
-Timing convention (no look-ahead), see also :mod:`backtesting.strategies`:
+Timing convention (no look-ahead), see also :mod:`finance.strategies`:
 
 * A prediction stamped ``ts`` for a symbol acts at the close of that symbol's first bar with
   ``ts_ms >= ts`` (the bar itself when the stamps are equal). The position it sets earns the
@@ -10,8 +10,8 @@ Timing convention (no look-ahead), see also :mod:`backtesting.strategies`:
   ``horizon`` bars, ``close[t+h] / close[t] - 1``, measured per timestamp across symbols.
 * When several predictions of one model version map to the same bar, the latest one wins.
 
-Everything is computed by :mod:`backtesting.strategies` (positions, costs, limits, P&L) and
-:mod:`backtesting.metrics` (every figure); this module only aligns, loops and collects.
+Everything is computed by :mod:`finance.strategies` (positions, costs, limits, P&L) and
+:mod:`finance.metrics` (every figure); this module only aligns, loops and collects.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from backtesting import baselines as bl
-from backtesting import metrics as mx
 from backtesting.config import BacktestConfig, SignStrategy, StrategySpec, ThresholdStrategy
-from backtesting.strategies import (
+from finance import metrics as mx
+from finance.strategies import (
     BacktestError,
     BacktestResult,
     backtest,

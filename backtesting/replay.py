@@ -22,7 +22,7 @@ copied as they are (the worker dead-letters them, as it did live); in a linear s
 cannot be placed in time and are skipped (counted in :attr:`CopyResult.skipped`).
 
 Dataset source: :func:`load_frame` reads a named dataset or a CSV/Parquet file through
-:mod:`streams.datasets`, cut to the range, and :func:`streams.replay.publish` publishes it.
+:mod:`devtools.datasets`, cut to the range, and :func:`streams.replay.publish` publishes it.
 """
 
 from __future__ import annotations
@@ -380,17 +380,18 @@ def load_frame(
     A file has the canonical bar columns (``symbol, ts_ms, open, high, low, close, volume``);
     ``ts_ms`` is ISO-8601 text (naive = UTC) or a number of epoch milliseconds.
     """
-    from streams import datasets
+    from devtools import datasets
+    from streams.files import ColumnMap, load_user_file
 
     if source in datasets.DATASETS:
         frame = datasets.load(source, cache_dir)
     elif Path(source).exists():
         try:  # text timestamps (ISO-8601) ...
-            frame = datasets.load_user_file(source, kind="bars")
+            frame = load_user_file(source, kind="bars")
         except SchemaError as exc:  # ... or numbers, read as epoch milliseconds
             if exc.reason != "bad_column_map":
                 raise
-            frame = datasets.load_user_file(source, "bars", datasets.ColumnMap(ts_unit="ms"))
+            frame = load_user_file(source, "bars", ColumnMap(ts_unit="ms"))
     else:
         known = ", ".join(sorted(datasets.DATASETS))
         raise SchemaError(

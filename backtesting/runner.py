@@ -5,7 +5,7 @@ namespace (:func:`run_settings`): topics ``<run_id>.*``, consumer group / Faust 
 ``<run_id>``, Redis keys ``<run_id>:*``, ClickHouse rows ``run_id=<run_id>``
 (``sink_run_id``), Faust data ``<data_dir>/faust/<run_id>``. Nothing of another namespace
 is read-write: the production ``ticks`` topic is only *read* (by a consumer that commits
-nothing), and cleanup (:func:`tickcast.stack.namespace.reset_namespace`) deletes only the
+nothing), and cleanup (:func:`backtesting.namespace.reset_namespace`) deletes only the
 run's own topics, groups and keys.
 
 Steps of :func:`run_backtest`:
@@ -353,9 +353,9 @@ def run_backtest(
     base: Settings, request: BacktestRequest, console: Console | None = None
 ) -> BacktestOutcome:
     """Run a backtest end to end (see the module docstring); the caller prints the summary."""
+    from backtesting.namespace import reset_namespace
     from streams.topics import apply_topics
-    from tickcast.stack.namespace import reset_namespace
-    from tickcast.stack.processes import ServiceProcess
+    from tickcast.processes import ServiceProcess
 
     run_id = check_run_id(request.run_id or new_run_id(), base)
     ns = run_settings(base, run_id, request.model, request.versions)

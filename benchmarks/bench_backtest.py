@@ -18,12 +18,12 @@ import json
 import time
 import uuid
 
+from backtesting.namespace import reset_namespace
 from backtesting.runner import BacktestRequest, run_backtest
-from streams import datasets
+from devtools import datasets
 from streams.replay import publish
 from streams.topics import apply_topics
 from tickcast.config import Settings
-from tickcast.stack.namespace import reset_namespace
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, TopicPartition
 
+from devtools.stack import kafka_broker
 from indicators.bar import Bar
 from indicators.feature_set import FeatureSet
 from streams.codec import get_codec
@@ -47,8 +48,7 @@ from streams.producer import BatchProducer
 from streams.replay import tick_records
 from streams.topics import apply_topics
 from tickcast.config import Settings
-from tickcast.stack import kafka_broker
-from tickcast.stack.processes import ServiceProcess
+from tickcast.processes import ServiceProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.bars import make_bars as bars  # the tests' seeded bar generator

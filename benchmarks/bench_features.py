@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
+from backtesting.namespace import reset_namespace
+from devtools.synthetic.market import SyntheticConfig, SyntheticMarket, to_frame
 from monitoring.lag import collect_lag
 from streams.codec import get_codec
 from streams.producer import BatchProducer
 from streams.replay import tick_records
-from streams.synthetic import SyntheticConfig, SyntheticMarket, to_frame
 from streams.topics import apply_topics
 from tickcast.config import Settings
-from tickcast.stack.namespace import reset_namespace
-from tickcast.stack.processes import ServiceProcess
+from tickcast.processes import ServiceProcess
 
 
 def namespaced(base: Settings, tag: str) -> Settings:

@@ -14,10 +14,10 @@ import pickle
 import statistics
 import time
 
+from devtools.synthetic.bars import random_walk_bars
 from indicators.bar import Bar
 from indicators.feature_set import FeatureSet, spec
 from indicators.frame import compute_frame
-from indicators.synthetic import random_walk_bars
 
 CORE4 = (
     spec("rsi", period=14),

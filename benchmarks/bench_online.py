@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from devtools.synthetic.outcomes import paired_outcomes, prediction
 from online_learning.challengers import default_challengers, river_proba_many
 from online_learning.frozen import freeze
 from online_learning.outcomes import OutcomeJoiner
 from online_learning.promotion import ChampionChallengerTest, PromotionPolicy
-from online_learning.synthetic import paired_outcomes, prediction
 from training.champion import PackagedModel
 
 

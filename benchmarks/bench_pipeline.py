@@ -25,6 +25,7 @@ import pandas as pd
 from bench_features import namespaced, synthetic_frame  # sibling script (run as a file)
 from confluent_kafka import Consumer, TopicPartition
 
+from backtesting.namespace import reset_namespace
 from indicators.feature_set import FeatureSet
 from monitoring.lag import collect_lag
 from streams.codec import get_codec
@@ -32,8 +33,7 @@ from streams.producer import BatchProducer
 from streams.replay import tick_records
 from streams.topics import apply_topics
 from tickcast.config import Settings
-from tickcast.stack.namespace import reset_namespace
-from tickcast.stack.processes import ServiceProcess
+from tickcast.processes import ServiceProcess
 from training.champion import PackagedModel
 from training.models import make_model
 from training.registry import default_name, register

@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 
 from agents.scoring import ModelSet, Scorer
+from devtools.synthetic.bars import random_walk_panel
 from indicators import FeatureSet, compute_frame
-from indicators.synthetic import random_walk_panel
 from training.champion import PackagedModel, ScoringModel
 from training.compiled_trees import cache_dir
 from training.labels import make_labels

@@ -19,11 +19,11 @@ import numpy as np
 
 from indicators.feature_set import FeatureSet
 from monitoring.drift import DriftMonitor, ReferenceDistribution
-from monitoring.metrics import Metrics
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink
 from sinks.tables import PREDICTIONS
 from streams.codec import get_codec
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 
 def bench_inserts(rows: int, batch_rows: int) -> dict[str, float]:

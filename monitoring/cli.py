@@ -1,4 +1,5 @@
-"""Command-line entry points of monitoring: ``tickcast lag`` and ``tickcast metrics-summary``.
+"""Command-line entry points of monitoring: ``tickcast lag``, ``tickcast metrics-summary`` and
+the drift process (``tickcast sink drift``).
 
 Mount them on the top-level app (tickcast/cli.py)::
 
@@ -120,3 +121,20 @@ def metrics_summary(
         typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     print_summary(cfg, url, console=Console())
+
+
+def drift(
+    emit_partial: Annotated[
+        bool, typer.Option(help="Publish the open windows when stopped.")
+    ] = True,
+) -> None:
+    """Compute PSI/KS drift of every feature per event-time window until interrupted."""
+    import signal
+    import threading
+
+    from monitoring.drift_process import DriftAgent
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    DriftAgent(_settings(service=False)).run(stop, emit_partial=emit_partial)

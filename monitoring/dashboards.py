@@ -6,7 +6,7 @@ panel descriptions and written as JSON files into ``monitoring/dashboards/``::
     python -m monitoring.dashboards            # (re)write the JSON files
     python -m monitoring.dashboards --check    # exit 1 if the files are out of date
 
-Every PromQL expression may only name series from :func:`monitoring.metrics.known_series`;
+Every PromQL expression may only name series from :func:`tickcast.metrics.known_series`;
 :func:`promql_metric_names` extracts them (the unit tests enforce it, so renaming a metric
 breaks the build rather than a dashboard).
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitoring.metrics import STAGES
+from tickcast.metrics import STAGES
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}

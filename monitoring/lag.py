@@ -24,8 +24,8 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
-from monitoring.metrics import Metrics, get_metrics, serve_metrics
 from tickcast.errors import DependencyError
+from tickcast.metrics import Metrics, get_metrics, serve_metrics
 
 log = structlog.get_logger(__name__)
 

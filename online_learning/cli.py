@@ -43,11 +43,11 @@ def run(
     """Run the learner worker on the outcomes topic until SIGTERM/SIGINT."""
     from faust.worker import Worker
 
-    from agents.learner_agent import build_learner_app
-    from monitoring.metrics import get_metrics, serve_metrics
     from online_learning.challengers import default_challengers
+    from online_learning.learner_process import build_learner_app
     from online_learning.promotion import PromotionPolicy, registry_promoter
     from tickcast.errors import DependencyError
+    from tickcast.metrics import get_metrics, serve_metrics
 
     if test not in ("dm", "welch", "both"):
         raise typer.BadParameter("test must be dm, welch or both")

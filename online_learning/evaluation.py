@@ -10,7 +10,7 @@ day. Its :meth:`~OnlineEvaluator.snapshot` gives, over the window:
 * ``sharpe`` — annualised Sharpe of the strategy returns (``periods_per_year`` per
   outcome; inferred from the bars' spacing unless given: 252 for daily bars, 252 × 390 for
   one-minute bars), ``max_drawdown`` and ``var_95`` (positive losses) — computed with
-  :mod:`backtesting.metrics` on simple returns ``expm1(strategy_return)``;
+  :mod:`finance.metrics` on simple returns ``expm1(strategy_return)``;
 * ``daily_pnl_usd`` — ``notional_usd · Σ expm1(strategy_return)`` of outcomes realized on
   the current UTC day of event time (it resets when the first outcome of a new day arrives).
 
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from backtesting import metrics as bm
-from monitoring.metrics import Metrics
+from finance import metrics as bm
+from tickcast.metrics import Metrics
 
 DAY_MS = 86_400_000
 ModelKey = tuple[str, str]

@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 
-from monitoring.metrics import Metrics
 from serving.history import HistoryReader
 from serving.models import EventPublisher, ModelRegistry
+from serving.redis_pool import redis_client
 from serving.store import LatestStore, Record
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.metrics import Metrics
 
 HealthCheck = Callable[[], Awaitable[object]]
 StoreFactory = Callable[[Redis, Settings], LatestStore]
@@ -42,7 +41,7 @@ class Clients:
     owned: bool = False
     """True when the lifespan built these clients and so closes them."""
     metrics: Metrics | None = None
-    """Where HTTP latency and A/B counts go (default: ``monitoring.metrics.get_metrics()``)."""
+    """Where HTTP latency and A/B counts go (default: ``tickcast.metrics.get_metrics()``)."""
     history: HistoryReader | None = None
     models: ModelRegistry | None = None
     publisher: EventPublisher | None = None
@@ -58,28 +57,6 @@ class UnconfiguredStore:
     async def get_features(self, symbols: Sequence[str]) -> dict[str, Record | None]:
         """Always raises :class:`DependencyError`."""
         raise DependencyError("store", "no LatestStore configured")
-
-
-#: Connections per Redis pool of one API process: a burst waits for a free connection rather
-#: than opening hundreds at once (which alone would blow the per-call timeout).
-MAX_REDIS_CONNECTIONS = 32
-
-
-def redis_client(settings: Settings, *, decode_responses: bool = True) -> Redis:
-    """An asyncio Redis client that fails fast (no retries, short socket timeouts) on a bounded
-    pool (:data:`MAX_REDIS_CONNECTIONS`; waiting for a connection counts in the timeout)."""
-    timeout = max(settings.dependency_timeout_s, 0.05)
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=MAX_REDIS_CONNECTIONS,
-        timeout=timeout,
-        decode_responses=decode_responses,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
-    return Redis.from_pool(pool)
 
 
 def default_store(redis: Redis, settings: Settings) -> LatestStore:

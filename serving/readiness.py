@@ -1,7 +1,7 @@
 """Readiness checks of the API's dependencies beyond Redis: Kafka, ClickHouse and MLflow.
 
-The checks (``tickcast.stack.kafka_broker.check``, ``sinks.clickhouse.check`` on a client from
-``sinks.read_endpoint.open_reader``, ``tickcast.stack.mlflow_store.check``) block, so each runs in a
+The checks (``streams.kafka_admin.check_broker``, ``sinks.clickhouse.check`` on a client from
+``sinks.read_endpoint.open_reader``, ``training.mlflow_store.check``) block, so each runs in a
 worker thread. :class:`CachedCheck` keeps a result ``ttl_s`` seconds and lets one run at a
 time: a ``/readyz`` polled every second does not pile up threads, and a slow check that
 outlives the caller's timeout still lands its result for the next call.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
-from tickcast.stack.health import Health
+from tickcast.health import Health
 
 #: Dependencies whose failure makes the API not ready (503); the others make it degraded.
 REQUIRED = frozenset({"redis"})
@@ -74,10 +74,11 @@ def clickhouse_health(settings: Settings) -> Health:
 
 def default_checks(settings: Settings) -> dict[str, Callable[[], object]]:
     """``{"kafka", "clickhouse", "mlflow"}`` checks for ``Clients.health_checks``."""
-    from tickcast.stack import kafka_broker, mlflow_store
+    from streams.kafka_admin import check_broker
+    from training import mlflow_store
 
     return {
-        "kafka": CachedCheck(lambda: kafka_broker.check(settings, timeout=2.0)),
+        "kafka": CachedCheck(lambda: check_broker(settings, timeout=2.0)),
         "clickhouse": CachedCheck(lambda: clickhouse_health(settings)),
         "mlflow": CachedCheck(lambda: mlflow_store.check(settings, timeout=2.5)),
     }

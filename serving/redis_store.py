@@ -33,6 +33,7 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
+from serving.redis_pool import redis_client
 from serving.store import Record
 from sinks.feature_blob import FeatureBlob, decode
 from tickcast.config import Settings
@@ -43,7 +44,7 @@ _MISSING = object()
 
 def _export_hit_rate(hits: int, lookups: int) -> None:
     """``feature_cache_hit_rate``: share of feature look-ups served from the in-process cache."""
-    from monitoring.metrics import get_metrics
+    from tickcast.metrics import get_metrics
 
     if lookups:
         get_metrics().feature_cache_hit_rate.set(hits / lookups)
@@ -173,8 +174,6 @@ class TtlCache:
 
 def blob_client(settings: Settings) -> Redis:
     """A bytes (``decode_responses=False``) client that fails fast, on a bounded pool."""
-    from serving.clients import redis_client
-
     return redis_client(settings, decode_responses=False)
 
 

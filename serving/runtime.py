@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
-from monitoring.metrics import Metrics, get_metrics
 from online_learning.ab import AssignmentCounter
 from serving.audit import AuditLog
 from serving.circuit import CircuitBreaker
@@ -21,6 +20,7 @@ from serving.security.tokens import LEEWAY_S, JwtCodec
 from serving.security.users import UserStore
 from serving.store import GuardedStore
 from tickcast.config import Settings
+from tickcast.metrics import Metrics, get_metrics
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""``tickcast sink``: the ClickHouse sink, its migrate step, the drift agent, history reads.
+"""The stores' commands: ``tickcast sink`` (the ClickHouse sink process, its migrate step,
+history reads) and ``tickcast features`` (a symbol's row of the Redis feature table).
 
-The lead mounts it with ``app.add_typer(sinks.cli.app, name="sink")``.
+``tickcast/cli.py`` mounts them; ``tickcast sink drift`` is the drift process of
+``monitoring/``, mounted beside the sink for compatibility.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tickcast.command import settings
 from tickcast.config import Settings
 
 app = typer.Typer(no_args_is_help=True, help="ClickHouse history: sink, migrations, drift.")
 console = Console()
+err = Console(stderr=True)
 
 
 def _settings() -> Settings:
-    from tickcast.cli import settings
-
     return settings()
 
 
@@ -35,7 +37,7 @@ def _stop_on_signals() -> threading.Event:
 @app.command("run")
 def run() -> None:
     """Consume the sink topics into ClickHouse until interrupted (serves chDB reads too)."""
-    from agents.sink_agent import run_sink
+    from sinks.sink_process import run_sink
 
     run_sink(_settings(), _stop_on_signals())
 
@@ -50,18 +52,6 @@ def migrate() -> None:
     report = prepare_tables(connect(cfg), cfg)
     console.print(f"migrations applied: {report['migrations'] or 'none'}")
     console.print(f"retention changed: {report['retention'] or 'none'}")
-
-
-@app.command("drift")
-def drift(
-    emit_partial: Annotated[
-        bool, typer.Option(help="Publish the open windows when stopped.")
-    ] = True,
-) -> None:
-    """Compute PSI/KS drift of every feature per event-time window until interrupted."""
-    from agents.drift_agent import DriftAgent
-
-    DriftAgent(_settings()).run(_stop_on_signals(), emit_partial=emit_partial)
 
 
 @app.command("accuracy")
@@ -81,3 +71,66 @@ def accuracy(
     rows = accuracy_by_model_day(client, cfg.clickhouse_database, start_ms, end_ms, run_id=run_id)
     for row in rows:
         console.print(json.dumps(row, default=str))
+
+
+def _rebuild_view(url: str, prefix: str) -> None:
+    import asyncio
+
+    from sinks.redis_table import RedisTable
+
+    async def drop() -> int:
+        table = RedisTable.from_url(url, prefix, 1)
+        try:
+            return await table.drop_view_marks()
+        finally:
+            await table.close()
+
+    dropped = asyncio.run(drop())
+    console.print(
+        f"{dropped} partition mark(s) dropped under '{prefix}': running workers rewrite their "
+        "symbols from state within a checkpoint interval"
+    )
+
+
+def features(
+    symbol: Annotated[
+        str, typer.Argument(help="Symbol, e.g. AAPL; or `rebuild`: workers rewrite Redis.")
+    ],
+    namespace: Annotated[
+        str | None, typer.Option(help="Read a namespace's keys, e.g. demo (default: none).")
+    ] = None,
+) -> None:
+    """Print a symbol's latest feature vector from Redis, by feature name.
+
+    ``tickcast features rebuild`` deletes the namespace's view marks: within a checkpoint
+    interval each running worker rewrites its symbols' features and predictions from its
+    state (what it also does by itself when Redis comes back empty).
+    """
+    import redis
+    from rich.table import Table
+
+    from indicators.feature_set import FeatureSet
+    from sinks.feature_blob import decode
+
+    cfg = _settings()
+    prefix = f"{namespace}:" if namespace else cfg.redis_key_prefix
+    if symbol == "rebuild":
+        _rebuild_view(cfg.redis_url, prefix)
+        return
+    payload = redis.Redis.from_url(cfg.redis_url).get(f"{prefix}features:{symbol}")
+    if not isinstance(payload, bytes):
+        err.print(f"no features for {symbol!r} under '{prefix}' (is the worker running?)")
+        raise typer.Exit(1)
+    blob = decode(payload)
+    fs = FeatureSet.default()
+    if blob.feature_set_version != fs.version:
+        err.print(f"feature set {blob.feature_set_version} is not this build's {fs.version}")
+        raise typer.Exit(1)
+    table = Table(
+        title=f"{symbol} @ event time {blob.event_ts_ms} (set {blob.feature_set_version})"
+    )
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    for name, value in zip(fs.names, blob.values, strict=True):
+        table.add_row(name, "warming up" if value != value else f"{value:.6g}")
+    console.print(table)

@@ -15,8 +15,8 @@ from clickhouse_connect.driver.client import Client
 
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.health import Health
 from tickcast.redaction import redact
-from tickcast.stack.health import Health
 
 
 def connect(

@@ -29,10 +29,10 @@ from typing import Any
 import structlog
 from clickhouse_connect.driver.client import Client
 
-from monitoring.metrics import Metrics, get_metrics
 from sinks.clickhouse import connect
 from sinks.tables import Row, TableMapping, prepare_tables
 from tickcast.config import Settings
+from tickcast.metrics import Metrics, get_metrics
 
 log = structlog.get_logger(__name__)
 

@@ -8,6 +8,7 @@ functions that take an ``AdminClient`` so a test can pass a fake. Broker failure
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from confluent_kafka.admin import (
 
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.health import Health
 
 START_HINT = "start it with: infra/kafka/kafka.sh start"
 _LOG = logging.getLogger("tickcast.kafka.admin")
@@ -178,4 +180,31 @@ def kafka_health(settings: Settings, timeout: float = 5.0) -> tuple[bool, str]:
         f"kafka ok at {settings.kafka_bootstrap}: {len(metadata.brokers)} broker(s), "
         f"cluster {metadata.cluster_id}, controller {metadata.controller_id}, "
         f"{len(ours)} topic(s) with prefix {settings.topic_prefix!r}"
+    )
+
+
+def check_broker(settings: Settings, timeout: float = 3.0) -> Health:
+    """Ask the broker for its metadata."""
+    start = time.perf_counter()
+    try:
+        admin = AdminClient(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "socket.timeout.ms": int(timeout * 1000),
+            }
+        )
+        meta = admin.list_topics(timeout=timeout)
+    except Exception as exc:
+        return Health(
+            "kafka",
+            False,
+            f"{settings.kafka_bootstrap} does not answer: {exc}".splitlines()[0][:300],
+            "run `tickcast up` (or infra/kafka/kafka.sh start) or fix TICKCAST_KAFKA_BOOTSTRAP",
+            time.perf_counter() - start,
+        )
+    return Health(
+        "kafka",
+        True,
+        f"{len(meta.brokers)} broker(s), {len(meta.topics)} topics at {settings.kafka_bootstrap}",
+        seconds=time.perf_counter() - start,
     )

@@ -28,7 +28,7 @@ def base_settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(base_settings: Settings) -> Settings:
     """Start (or reuse) Kafka, Redis, ClickHouse and MLflow; fail loudly when one cannot."""
-    from tickcast.stack import local
+    from devtools.stack import local
 
     broken = [h for h in local.up(base_settings) if not h.ok]
     if broken:

@@ -82,8 +82,9 @@ class HorizonOutcome:
 
 
 def load_bars(options: TrainOptions) -> pd.DataFrame:
-    """The data set by name (``streams.datasets``) or a CSV/Parquet bar file, symbol-limited."""
-    from streams.datasets import DATASETS, load, load_user_file
+    """The data set by name (``devtools.datasets``) or a CSV/Parquet bar file, symbol-limited."""
+    from devtools.datasets import DATASETS, load
+    from streams.files import load_user_file
 
     if options.dataset in DATASETS:
         bars = load(options.dataset, options.cache_dir)

@@ -112,7 +112,7 @@ def _mlflow(settings: Settings) -> Iterator[Any]:
     from mlflow.tracking import MlflowClient
 
     if _is_local(settings):
-        from tickcast.stack.mlflow_store import prepare
+        from training.mlflow_store import prepare
 
         prepare(settings)
     uri = settings.mlflow_uri

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from backtesting.metrics import directional_accuracy, summary, total_return
-from backtesting.strategies import BacktestResult, backtest, sign_positions, to_wide
+from finance.metrics import directional_accuracy, summary, total_return
+from finance.strategies import BacktestResult, backtest, sign_positions, to_wide
 from training.dataset import (
     Dataset,
     FeatureComputer,

@@ -9,11 +9,11 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from starlette.types import Receive, Scope, Send
 
-from monitoring.metrics import metrics_asgi_app
 from serving.clients import HealthCheck
 from serving.deps import RuntimeDep
 from serving.readiness import REQUIRED
 from serving.schemas.health import CheckPublic, LivePublic, ReadyPublic
+from tickcast.metrics import metrics_asgi_app
 from tickcast.redaction import redact
 
 router = APIRouter(tags=["health"])
@@ -72,7 +72,7 @@ async def readyz(runtime: RuntimeDep, response: Response) -> ReadyPublic:
 
 
 class MetricsEndpoint:
-    """``/metrics``: the runtime's registry through ``monitoring.metrics.metrics_asgi_app``."""
+    """``/metrics``: the runtime's registry through ``tickcast.metrics.metrics_asgi_app``."""
 
     def __init__(self) -> None:
         self._apps: dict[int, object] = {}

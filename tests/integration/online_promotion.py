@@ -13,7 +13,7 @@ from training.reference import ReferenceDistributions, reference_from_matrix
 from training.registry import default_name, register, watch_aliases
 
 NAMES = ("rsi_14", "ret_1", "vol_20", "spread")
-FSV = "fs1"  # the feature-set version of online_learning.synthetic's predictions
+FSV = "fs1"  # the feature-set version of devtools.synthetic.outcomes's predictions
 NAME = default_name(1)
 
 

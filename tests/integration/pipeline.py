@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.codec import get_codec
 from tickcast.config import Settings
-from tickcast.stack.processes import ServiceProcess
+from tickcast.processes import ServiceProcess
 
 
 class WorkerProcess(ServiceProcess):

@@ -13,9 +13,10 @@ import pytest
 from confluent_kafka import Consumer
 
 from indicators.feature_set import FeatureSet
-from serving.clients import Clients, redis_client
+from serving.clients import Clients
 from serving.history import ClickHouseHistory
 from serving.main import create_app
+from serving.redis_pool import redis_client
 from serving.redis_store import RedisLatestStore, blob_client
 from serving.security.scopes import scopes_for
 from serving.security.tokens import JwtCodec

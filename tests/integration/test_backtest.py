@@ -17,6 +17,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from backtesting.cli import parse_time
+from backtesting.namespace import reset_namespace
 from backtesting.replay import event_ts, watermarks
 from backtesting.runner import (
     WALL_CLOCK_FIELDS,
@@ -25,13 +26,12 @@ from backtesting.runner import (
     run_backtest,
     run_dir,
 )
+from devtools import datasets
 from monitoring.lag import KafkaOffsets
-from streams import datasets
 from streams.replay import publish
 from streams.topics import apply_topics, load_topic_spec
 from tests.integration.pipeline import read_topic
 from tickcast.config import Settings
-from tickcast.stack.namespace import reset_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.stack import redis_server
 from tests.support.ports import free_port
 from tickcast.config import Settings
-from tickcast.stack import redis_server
-from tickcast.stack.processes import child_env
+from tickcast.processes import child_env
 
 pytestmark = pytest.mark.integration
 

@@ -7,14 +7,14 @@ import time
 import numpy as np
 import pytest
 
-from agents.drift_agent import DriftAgent
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
+from monitoring.drift_process import DriftAgent
 from streams.codec import get_codec
 from streams.producer import BatchProducer
 from streams.topics import apply_topics
 from tests.integration.pipeline import read_topic
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 pytestmark = pytest.mark.integration
 T0 = 1_600_000_000_000 - 1_600_000_000_000 % 86_400_000

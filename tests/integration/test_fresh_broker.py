@@ -32,8 +32,8 @@ from streams.replay import publish
 from streams.topics import apply_topics
 from tests.integration.test_features_pipeline import make_bars
 from tickcast.config import Settings
-from tickcast.demo import wait_for_groups
-from tickcast.stack.processes import ServiceProcess
+from devtools.demo import wait_for_groups
+from tickcast.processes import ServiceProcess
 
 settings = Settings(scoring_enabled=False)
 for _ in range(20):  # the crash window: lag polls while the coordinator is being created
@@ -54,7 +54,7 @@ ORPHAN = """
 import sys, time
 from pathlib import Path
 from tickcast.config import Settings
-from tickcast.stack.processes import ServiceProcess
+from tickcast.processes import ServiceProcess
 
 worker = ServiceProcess(Settings(), ["worker", "--metrics-port", "0"], Path(sys.argv[1])).start()
 print(worker.proc.pid, flush=True)

@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.lag import collect_lag, run_lag_exporter
-from monitoring.metrics import Metrics
 from tickcast.config import REPO_ROOT, Settings
+from tickcast.metrics import Metrics
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.learner_agent import LearnerStage
-from agents.records import RawRecord
-from monitoring.metrics import Metrics
 from online_learning.challengers import default_challengers
 from online_learning.checkpoint import (
     latest_checkpoint_id,
@@ -17,10 +14,13 @@ from online_learning.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from online_learning.learner_process import LearnerStage
 from online_learning.promotion import PromotionPolicy
 from streams.codec import get_codec
+from streams.records import RawRecord
 from tests.unit.online_learning.helpers import paired_outcomes
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 pytestmark = pytest.mark.integration
 NAMES = ["a", "b", "c", "d"]

@@ -24,15 +24,16 @@ import pytest
 
 from online_learning.challengers import OnlineChallenger, default_challengers
 from online_learning.checkpoint import save_checkpoint
-from serving.clients import Clients, redis_client
+from serving.clients import Clients
 from serving.main import create_app
+from serving.redis_pool import redis_client
 from serving.security.scopes import scopes_for
 from serving.security.tokens import JwtCodec
 from serving.store import InMemoryLatestStore
 from streams.topics import apply_topics
 from tests.integration.online_promotion import FSV, NAME, NAMES, feature_matrix, register_champion
 from tickcast.config import Settings
-from tickcast.stack.processes import child_env
+from tickcast.processes import child_env
 from training.registry import champion, load_scoring_model, watch_aliases
 
 pytestmark = pytest.mark.integration

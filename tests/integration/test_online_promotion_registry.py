@@ -16,13 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.learner_agent import LearnerStage
-from agents.records import RawRecord
 from agents.scoring import Scorer, load_model_set
-from monitoring.metrics import Metrics
+from devtools.synthetic.outcomes import paired_outcomes
 from online_learning.challengers import OnlineChallenger, default_challengers
 from online_learning.checkpoint import save_checkpoint
 from online_learning.frozen import FrozenRiverModel, RegistryRegistrar, checkpoint_lookup, freeze
+from online_learning.learner_process import LearnerStage
 from online_learning.promotion import (
     ChampionChallengerTest,
     ModelRef,
@@ -31,10 +30,11 @@ from online_learning.promotion import (
     PromotionPolicy,
     registry_promoter,
 )
-from online_learning.synthetic import paired_outcomes
 from streams.codec import get_codec
+from streams.records import RawRecord
 from tests.integration.online_promotion import FSV, NAME, NAMES, feature_matrix, register_champion
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 from training.champion import PackagedModel
 from training.registry import (
     champion,

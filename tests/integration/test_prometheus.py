@@ -22,16 +22,16 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from devtools.prometheus_runner import ALERTS, PrometheusRunner, free_port
 from monitoring.lag import run_lag_exporter
-from monitoring.metrics import Metrics
-from monitoring.prometheus_runner import ALERTS, PrometheusRunner, free_port
 from monitoring.summary import summary
 from streams.codec import get_codec
 from streams.producer import BatchProducer
 from streams.replay import publish, tick_records
 from streams.topics import apply_topics
 from tickcast.config import Settings
-from tickcast.stack.processes import ServiceProcess
+from tickcast.metrics import Metrics
+from tickcast.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -275,7 +275,7 @@ def test_prometheus_scrapes_the_api(settings: Settings, tmp_path: Path) -> None:
     import sys
 
     from tickcast.config import REPO_ROOT
-    from tickcast.stack.processes import child_env
+    from tickcast.processes import child_env
 
     port = free_port()
     log = tmp_path / "api.log"

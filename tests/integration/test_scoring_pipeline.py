@@ -17,16 +17,16 @@ import redis
 
 from agents.feature_engine import FeatureEngine, SymbolStream
 from agents.predictions import PredictionStage
-from agents.records import RawRecord
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
 from streams.codec import get_codec
 from streams.producer import BatchProducer
+from streams.records import RawRecord
 from streams.replay import publish, tick_records
 from streams.topics import apply_topics
 from tests.integration.pipeline import WorkerProcess, read_topic
 from tests.integration.test_features_pipeline import make_bars
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 from training.champion import PackagedModel
 from training.models import make_model
 from training.registry import default_name, promote, register

@@ -30,10 +30,11 @@ import httpx
 import pytest
 import uvicorn
 
-from serving.clients import Clients, redis_client
+from serving.clients import Clients
 from serving.history import ClickHouseHistory
 from serving.main import create_app
 from serving.protocol import GuardedHttpToolsProtocol, RequestLimits
+from serving.redis_pool import redis_client
 from serving.redis_store import RedisLatestStore, blob_client
 from serving.security.scopes import scopes_for
 from serving.security.tokens import JwtCodec

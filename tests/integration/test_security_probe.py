@@ -26,7 +26,6 @@ from pydantic import SecretStr
 import agents.worker
 import sinks.read_endpoint
 from monitoring.lag import run_lag_exporter
-from monitoring.metrics import serve_metrics
 from serving.main import create_app
 from sinks.clickhouse import connect
 from sinks.history import accuracy_by_model_day, history_page, psi_by_feature_week
@@ -35,6 +34,7 @@ from sinks.tables import DRIFT, OUTCOMES, PREDICTIONS, prepare_tables
 from tests.integration.test_sinks import DAY, T0, _insert, outcome, prediction
 from tests.support.ports import free_port
 from tickcast.config import DEV_SECRET, REPO_ROOT, Settings
+from tickcast.metrics import serve_metrics
 
 pytestmark = pytest.mark.integration
 PASSWORD = "S3cret-pr0be-pw"

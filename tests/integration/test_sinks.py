@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from agents.sink_agent import SinkRunner
 from sinks.clickhouse import connect
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
 from sinks.history import accuracy_by_model_day, history_page, psi_by_feature_week
 from sinks.read_endpoint import ReadEndpoint, open_reader, read_token
+from sinks.sink_process import SinkRunner
 from sinks.tables import DRIFT, OUTCOMES, PREDICTIONS, prepare_tables
 from streams.codec import get_codec
 from streams.producer import BatchProducer

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.scoring import ModelSet, Scorer, load_model_set, watch_aliases
+from devtools.datasets import obtain
 from indicators import FeatureSet
-from streams.datasets import obtain
 from tickcast.config import Settings
 from training import registry
 from training.cli import app

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from devtools.stack import kafka_broker
 from sinks.feature_blob import decode as decode_blob
 from streams.replay import publish
 from streams.topics import apply_topics
@@ -30,8 +31,7 @@ from tests.integration.test_features_pipeline import (
 from tests.support.broker import private_broker
 from tests.support.redis_fault import PrivateRedis
 from tickcast.config import Settings
-from tickcast.stack import kafka_broker
-from tickcast.stack.processes import child_env
+from tickcast.processes import child_env
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from backtesting.namespace import reset_namespace
 from streams.topics import apply_topics
 from tests.integration.pipeline import WorkerProcess
 from tickcast.config import Settings
-from tickcast.stack.namespace import reset_namespace
 
 pytestmark = pytest.mark.integration
 

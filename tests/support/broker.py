@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devtools.stack import kafka_broker
 from tests.support.ports import free_port
 from tickcast.config import Settings
-from tickcast.stack import kafka_broker
 
 
 @contextmanager

@@ -12,12 +12,12 @@ from typing import Any
 
 from agents.feature_engine import BatchOutput, FeatureEngine
 from agents.feature_stage import FeatureStage
-from agents.records import RawRecord
 from agents.stages import StageOutput
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
+from streams.records import RawRecord
 from tests.unit.agents.test_rolling_checkpoint import RecordingStore, tick
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 Publish = Any
 

@@ -8,7 +8,7 @@ import pytest
 import redis.exceptions
 
 from agents.dependencies import BatchAbandoned, DependencyGuard, StopRequested
-from monitoring.metrics import Metrics
+from tickcast.metrics import Metrics
 
 
 def _guard() -> tuple[DependencyGuard, list[float]]:

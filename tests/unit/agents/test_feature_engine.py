@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
-from agents.records import RawRecord
 from indicators.bar import Bar
 from indicators.feature_set import FeatureSet
 from streams.codec import get_codec
+from streams.records import RawRecord
 from streams.validation import ValidationRules
 
 CODEC = get_codec("Tick")

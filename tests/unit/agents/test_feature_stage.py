@@ -8,8 +8,8 @@ from agents.feature_engine import FeatureEngine
 from agents.feature_stage import FeatureStage
 from agents.stages import StageOutput
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 
 def test_prediction_age_tracks_the_oldest_symbol_and_models_last_write() -> None:

@@ -20,16 +20,16 @@ import pytest
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.online_models import LinearPredictor
 from agents.predictions import PredictionStage
-from agents.records import RawRecord
 from agents.scoring import ModelSet
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
 from online_learning.challengers import default_challengers
 from online_learning.checkpoint import save_checkpoint
 from streams.codec import get_codec
+from streams.records import RawRecord
 from streams.replay import tick_records
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.metrics import Metrics
 from training import champion as champion_module
 from training.champion import PackagedModel, feature_importance
 from training.models import make_model

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 from agents.feature_engine import FeatureEngine, SymbolStream
 from agents.feature_stage import FeatureStage, safe_offsets, spread_share
-from agents.records import RawRecord
 from indicators.feature_set import FeatureSet
-from monitoring.metrics import Metrics
 from streams.codec import get_codec
+from streams.records import RawRecord
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 
 class RecordingStore:

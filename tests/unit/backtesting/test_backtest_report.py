@@ -22,7 +22,7 @@ from backtesting.report import (
     report_dict,
     write_backtest_report,
 )
-from streams.datasets import RegistryUnreachableError, load_sp500_daily
+from devtools.datasets import RegistryUnreachableError, load_sp500_daily
 from tests.unit.backtesting.test_evaluate import STRATEGIES, make_bars, random_predictions
 from tickcast.config import Settings
 from tickcast.errors import DependencyError

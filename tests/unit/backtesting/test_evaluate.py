@@ -1,6 +1,6 @@
 """backtesting.evaluate: every figure against an independent computation, and no look-ahead.
 
-The references here are written differently from backtesting.metrics/strategies: P&L from a
+The references here are written differently from finance.metrics/strategies: P&L from a
 wide pandas pivot and a loop over timestamps, ratios with ``statistics``/pandas, tail risk with
 ``scipy.stats.norm`` integrals, IC with ``scipy.stats.pearsonr``/``spearmanr`` and
 ``ttest_1samp``, AUC with Mann-Whitney U, Wilson intervals with statsmodels.
@@ -22,7 +22,7 @@ from statsmodels.stats.proportion import proportion_confint
 from backtesting.baselines import previous_return_sign
 from backtesting.config import BacktestConfig
 from backtesting.evaluate import BacktestReport, RunResult, evaluate
-from backtesting.strategies import BacktestError
+from finance.strategies import BacktestError
 from tickcast.errors import ConfigError
 
 DAY = 86_400_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from devtools.synthetic.bars import random_walk_bars
 from indicators.bar import Bar
-from indicators.synthetic import random_walk_bars
 
 _COLS = ["ts_ms", "open", "high", "low", "close", "volume", "bid", "ask", "bid_size", "ask_size"]
 

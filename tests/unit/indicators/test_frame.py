@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.synthetic.bars import random_walk_panel
 from indicators.errors import FrameError
 from indicators.feature_set import FeatureSet, spec
 from indicators.frame import compute_frame
-from indicators.synthetic import random_walk_panel
 from tests.unit.indicators.conftest import to_bars
 
 

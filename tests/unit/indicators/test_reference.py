@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import talib
 
+from devtools.synthetic.bars import random_walk_bars
 from indicators.base import Indicator
 from indicators.feature_set import REGISTRY
 from indicators.microstructure import Quotes
 from indicators.momentum import RSI, LogReturn, Stochastic
-from indicators.synthetic import random_walk_bars
 from indicators.trend import EMA, MACD, SMA
 from indicators.volatility import ATR, BollingerBands, Donchian, RealizedVol
 from indicators.volume import OBV, VWAP, SessionVWAP, VolumeZScore

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from monitoring.dashboards import promql_metric_names
-from monitoring.metrics import known_series
+from tickcast.metrics import known_series
 
 MONITORING = Path(__file__).resolve().parents[3] / "monitoring"
 RULES = MONITORING / "alerts.yml"

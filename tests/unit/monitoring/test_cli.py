@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from monitoring import cli as cli_mod
 from monitoring import lag as lag_mod
 from monitoring.cli import SERVE_INTERVAL_S, WATCH_INTERVAL_S, lag_app, metrics_summary
-from monitoring.metrics import Metrics, serve_metrics
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.metrics import Metrics, serve_metrics
 
 TP = tuple[str, int]
 

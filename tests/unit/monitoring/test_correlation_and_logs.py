@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from monitoring.correlation import HEADER, correlation_of, from_headers, kafka_headers
+from streams.correlation import HEADER, correlation_of, from_headers, kafka_headers
 from tickcast.logging import bind_correlation_id, configure_logging
 
 SECRET = "s3cr3t-VALUE-never-logged"

@@ -17,7 +17,7 @@ from monitoring.dashboards import (
     stale_dashboards,
     write_dashboards,
 )
-from monitoring.metrics import known_series
+from tickcast.metrics import known_series
 
 REQUIRED_KEYS = {"uid", "title", "panels", "schemaVersion", "templating", "time", "tags"}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from monitoring.metrics import SPECS
+from tickcast.metrics import SPECS
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,7 +23,8 @@ def test_every_metric_and_alert_is_documented() -> None:
 def test_module_doctests_pass() -> None:
     import doctest
 
-    from monitoring import dashboards, lag, metrics
+    from monitoring import dashboards, lag
+    from tickcast import metrics
 
     for module in (metrics, lag, dashboards):
         result = doctest.testmod(module)

@@ -20,8 +20,8 @@ from monitoring.lag import (
     run_lag_exporter,
     watch_lag,
 )
-from monitoring.metrics import Metrics
 from tickcast.errors import DependencyError
+from tickcast.metrics import Metrics
 
 TP = tuple[str, int]
 

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring import metrics as mod
-from monitoring.metrics import (
+from tickcast import metrics as mod
+from tickcast.metrics import (
     LATENCY_BUCKETS_MS,
     SPECS,
     Metrics,
@@ -115,7 +115,7 @@ def test_fresh_registries_do_not_share_state() -> None:
 
 
 def test_default_instance_is_lazy_and_shared() -> None:
-    code = "import monitoring.metrics as m; assert m._default is None; print('ok')"
+    code = "import tickcast.metrics as m; assert m._default is None; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
     assert get_metrics() is get_metrics()

@@ -15,10 +15,10 @@ from rich.console import Console
 
 from monitoring import summary as mod
 from monitoring.lag import LagRow
-from monitoring.metrics import LATENCY_BUCKETS_MS, Metrics, serve_metrics
 from monitoring.summary import histogram_quantile, print_summary, render_summary, summary
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
+from tickcast.metrics import LATENCY_BUCKETS_MS, Metrics, serve_metrics
 
 INF = float("inf")
 
@@ -163,7 +163,7 @@ def test_print_summary_scrapes_a_real_metrics_page() -> None:
 
 
 def test_print_summary_names_a_dead_metrics_page() -> None:
-    from monitoring.prometheus_runner import free_port
+    from devtools.prometheus_runner import free_port
 
     with pytest.raises(DependencyError, match=r"cannot read http://127\.0\.0\.1"):
         print_summary(Settings(), f"http://127.0.0.1:{free_port()}/metrics", lag=[])

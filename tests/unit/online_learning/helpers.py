@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from online_learning.synthetic import paired_outcomes, prediction
+from devtools.synthetic.outcomes import paired_outcomes, prediction
 
 __all__ = ["paired_outcomes", "prediction"]

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from monitoring.metrics import Metrics
 from online_learning.evaluation import DAY_MS, OnlineEvaluator
 from tests.unit.online_learning.helpers import paired_outcomes
+from tickcast.metrics import Metrics
 
 PPY = 252 * 390
 

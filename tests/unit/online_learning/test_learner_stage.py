@@ -8,15 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from agents.learner_agent import LearnerStage
-from agents.records import RawRecord
-from monitoring.metrics import Metrics
 from online_learning.challengers import default_challengers
 from online_learning.checkpoint import Checkpoint
+from online_learning.learner_process import LearnerStage
 from online_learning.promotion import ModelRef, PromotionPolicy
 from streams.codec import get_codec
+from streams.records import RawRecord
 from tests.unit.online_learning.helpers import paired_outcomes
 from tickcast.config import Settings
+from tickcast.metrics import Metrics
 
 NAMES = ["a", "b", "c"]
 
@@ -111,7 +111,7 @@ def test_checkpoint_restore_resumes_and_skips_what_it_covers() -> None:
 
 
 def test_faust_app_is_built_in_its_own_consumer_group(tmp_path: Path) -> None:
-    from agents.learner_agent import build_learner_app
+    from online_learning.learner_process import build_learner_app
 
     app, runner = build_learner_app(
         Settings(data_dir=tmp_path), Metrics(process=False), load=lambda _: None

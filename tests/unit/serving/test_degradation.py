@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
-from serving.clients import Clients, UnconfiguredStore, redis_client
+from serving.clients import Clients, UnconfiguredStore
 from serving.main import create_app
+from serving.redis_pool import redis_client
 from serving.store import InMemoryLatestStore, Record
 from tests.unit.serving.conftest import Api, bearer, make_settings, running_api, start_redis
 

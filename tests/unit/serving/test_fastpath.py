@@ -18,7 +18,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from monitoring.metrics import Metrics
 from serving.clients import Clients
 from serving.fastpath import bearer_token
 from serving.main import create_app
@@ -27,6 +26,7 @@ from serving.store import InMemoryLatestStore
 from tests.unit.serving.conftest import PASSWORD, RedisServer, make_settings
 from tests.unit.serving.test_routes import NOW
 from tests.unit.serving.test_routes import prediction as base_prediction
+from tickcast.metrics import Metrics
 
 MEANINGFUL_HEADERS = ("content-type", "www-authenticate", "retry-after")
 

@@ -261,10 +261,10 @@ async def test_openapi_is_versioned_and_documents_security(api: Api) -> None:
 async def test_http_latency_per_route_template_on_metrics(redis_server: Any, redis: Any) -> None:
     import httpx
 
-    from monitoring.metrics import Metrics
     from serving.main import create_app
     from serving.store import InMemoryLatestStore
     from tests.unit.serving.conftest import Api
+    from tickcast.metrics import Metrics
 
     metrics = Metrics(process=False)
     settings = make_settings(redis_server.url)
@@ -300,7 +300,7 @@ async def test_cached_check_runs_once_and_reports_the_failure() -> None:
 
     from serving.readiness import CachedCheck, clickhouse_health
     from tickcast.errors import DependencyError
-    from tickcast.stack.health import Health
+    from tickcast.health import Health
 
     calls = 0
 

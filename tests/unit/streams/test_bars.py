@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streams import datasets
+from devtools import datasets
+from devtools.synthetic.market import SyntheticConfig, SyntheticMarket, to_frame
 from streams.bars import (
     Bar,
     DollarBarBuilder,
@@ -18,7 +19,6 @@ from streams.bars import (
     bars_from_trades,
     bars_to_frame,
 )
-from streams.synthetic import SyntheticConfig, SyntheticMarket, to_frame
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +169,10 @@ def test_constructor_rejects_bad_parameters() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
+    import devtools.synthetic.market
     import streams.bars
-    import streams.synthetic
 
-    for module in (streams.bars, streams.synthetic):
+    for module in (streams.bars, devtools.synthetic.market):
         result = doctest.testmod(module)
         assert result.failed == 0, module.__name__
         assert result.attempted > 0, module.__name__

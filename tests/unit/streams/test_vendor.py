@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.datasets import TRADE_COLUMNS, ColumnMap, normalize_frame
+from streams.files import TRADE_COLUMNS, ColumnMap, normalize_frame
 from streams.vendor import (
     AggregateBar,
     PolygonFeed,

@@ -12,9 +12,9 @@ import structlog
 
 import tickcast.redaction
 from tickcast.errors import DependencyError
+from tickcast.health import Health
 from tickcast.logging import RedactingFilter, configure_logging
 from tickcast.redaction import redact, redact_value
-from tickcast.stack.health import Health
 
 PW = "S3cr3t-p@ss:w/rd"  # holds the characters that end a naive match: @ : /
 PLAIN = "hunter2hunter2"

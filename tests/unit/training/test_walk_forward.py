@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from backtesting.metrics import total_return
+from finance.metrics import total_return
 from tests.unit.training.synthetic import StandInFeatureSet, make_bars, standin_compute
 from training.dataset import Dataset, build_dataset
 from training.errors import TrainingError

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
+from devtools.synthetic.bars import random_walk_panel
 from indicators import FeatureSet, compute_frame
-from indicators.synthetic import random_walk_panel
 from training.errors import LookAheadError
 from training.walk_forward import WalkForwardConfig, run_walk_forward
 

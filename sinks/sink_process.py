@@ -32,12 +32,12 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from monitoring.metrics import Metrics, get_metrics
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
 from sinks.tables import mapping_for
 from streams.codec import AvroCodec, get_codec
 from tickcast.config import Settings
 from tickcast.errors import SchemaError
+from tickcast.metrics import Metrics, get_metrics
 
 log = structlog.get_logger(__name__)
 RUN_ID_HEADER = "run_id"

@@ -32,8 +32,6 @@ import faust
 import structlog
 from faust.types import EventT, StreamT
 
-from agents.records import RawRecord
-from monitoring.metrics import Metrics
 from online_learning.challengers import FeatureLookup, OnlineChallenger, default_challengers
 from online_learning.checkpoint import Checkpoint, restore_checkpoint, save_checkpoint
 from online_learning.evaluation import OnlineEvaluator
@@ -48,8 +46,10 @@ from online_learning.promotion import (
     model_event,
 )
 from streams.codec import get_codec
+from streams.records import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import SchemaError, TickcastError
+from tickcast.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -340,7 +340,7 @@ def build_learner_app(
     settings: Settings, metrics: Metrics, **stage_options: Any
 ) -> tuple[faust.App, LearnerRunner]:
     """The learner's Faust app with its stage restored from the newest checkpoint."""
-    from agents.app import faust_app
+    from streams.faust_app import faust_app
 
     own = learner_settings(settings)
     stage = LearnerStage(own, metrics, **stage_options)

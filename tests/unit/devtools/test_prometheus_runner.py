@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring import correlation, prometheus_runner, summary
-from monitoring.prometheus_runner import ALERTS, PrometheusRunner, free_port, rules_with_for
+from devtools import prometheus_runner
+from devtools.prometheus_runner import ALERTS, PrometheusRunner, free_port, rules_with_for
+from monitoring import summary
+from streams import correlation
 from tickcast.errors import DependencyError
 
 

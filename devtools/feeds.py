@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from streams import datasets
+from devtools import datasets
+from devtools.synthetic.market import SyntheticConfig, SyntheticMarket, to_frame
 from streams.bars import TimeBarBuilder, bars_from_trades, bars_to_frame
-from streams.synthetic import SyntheticConfig, SyntheticMarket, to_frame
+from streams.files import load_user_file
 from tickcast.errors import ConfigError
 
 BAR_COLUMNS = ["symbol", "ts_ms", "open", "high", "low", "close", "volume"]
@@ -47,7 +48,7 @@ def load_feed(
     elif source in datasets.DATASETS:
         frame = datasets.load(source)
     else:
-        frame = datasets.load_user_file(source, kind=kind)  # type: ignore[arg-type]
+        frame = load_user_file(source, kind=kind)  # type: ignore[arg-type]
     if symbols and source != "synthetic":
         keep = sorted(frame["symbol"].unique())[:symbols]
         frame = frame[frame["symbol"].isin(keep)].reset_index(drop=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from streams.feeds import load_feed, synthetic_trades, time_bars
+from devtools.feeds import load_feed, synthetic_trades, time_bars
 from streams.replay import tick_records
 from tickcast.errors import ConfigError
 

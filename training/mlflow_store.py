@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tickcast.config import Settings
+from tickcast.health import Health
 from tickcast.redaction import redact
-from tickcast.stack.health import Health
 
 
 def prepare(settings: Settings) -> None:

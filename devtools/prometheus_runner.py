@@ -11,7 +11,7 @@ The binary is Debian's ``prometheus`` package (``scripts/install-system-deps.sh`
 
 From a shell, scrape a local worker and lag exporter until Ctrl-C::
 
-    python -m monitoring.prometheus_runner worker=127.0.0.1:9101 lag=127.0.0.1:9308
+    python -m devtools.prometheus_runner worker=127.0.0.1:9101 lag=127.0.0.1:9308
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import yaml
 
 from tickcast.errors import DependencyError
 
-MONITORING = Path(__file__).resolve().parent
+MONITORING = Path(__file__).resolve().parents[1] / "monitoring"
 #: The project's alert rules.
 ALERTS = MONITORING / "alerts.yml"
 _HINT = "install Debian's 'prometheus' package: scripts/install-system-deps.sh"

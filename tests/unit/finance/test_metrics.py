@@ -13,7 +13,7 @@ from sklearn.metrics import brier_score_loss
 from sklearn.metrics import log_loss as sk_log_loss
 from statsmodels.stats.proportion import proportion_confint
 
-from backtesting import metrics as m
+from finance import metrics as m
 
 PPY = 252
 KNOWN = [0.1, -0.05, 0.02, -0.1, 0.05]

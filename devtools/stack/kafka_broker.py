@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
+from streams.kafka_admin import check_broker
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
-from tickcast.stack.health import Health
+from tickcast.health import Health
 
 
 def _script(settings: Settings) -> list[str]:
@@ -26,35 +26,6 @@ def _env(settings: Settings) -> dict[str, str]:
     }
 
 
-def check(settings: Settings, timeout: float = 3.0) -> Health:
-    """Ask the broker for its metadata."""
-    from confluent_kafka.admin import AdminClient
-
-    start = time.perf_counter()
-    try:
-        admin = AdminClient(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "socket.timeout.ms": int(timeout * 1000),
-            }
-        )
-        meta = admin.list_topics(timeout=timeout)
-    except Exception as exc:
-        return Health(
-            "kafka",
-            False,
-            f"{settings.kafka_bootstrap} does not answer: {exc}".splitlines()[0][:300],
-            "run `tickcast up` (or infra/kafka/kafka.sh start) or fix TICKCAST_KAFKA_BOOTSTRAP",
-            time.perf_counter() - start,
-        )
-    return Health(
-        "kafka",
-        True,
-        f"{len(meta.brokers)} broker(s), {len(meta.topics)} topics at {settings.kafka_bootstrap}",
-        seconds=time.perf_counter() - start,
-    )
-
-
 def _run(settings: Settings, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*_script(settings), command], env=_env(settings), text=True, capture_output=True
@@ -63,7 +34,7 @@ def _run(settings: Settings, command: str) -> subprocess.CompletedProcess[str]:
 
 def start(settings: Settings) -> Health:
     """Fetch the jars if needed and start the local broker; a running one is left alone."""
-    health = check(settings, timeout=1.0)
+    health = check_broker(settings, timeout=1.0)
     if health.ok:
         return health
     if shutil.which("java") is None:
@@ -74,7 +45,7 @@ def start(settings: Settings) -> Health:
         raise DependencyError(
             "kafka", f"broker did not start: {tail[0]}", "see infra/kafka/README.md"
         )
-    health = check(settings, timeout=5.0)
+    health = check_broker(settings, timeout=5.0)
     if not health.ok:
         raise DependencyError("kafka", health.detail, health.hint)
     return health

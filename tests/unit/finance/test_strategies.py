@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtesting.metrics import total_return, turnover
-from backtesting.strategies import (
+from finance.metrics import total_return, turnover
+from finance.strategies import (
     BacktestError,
     apply_limits,
     backtest,

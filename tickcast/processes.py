@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tickcast.config import REPO_ROOT, Settings
@@ -34,7 +33,7 @@ class ServiceProcess:
 
     The child dies with this process, however it ends (even SIGKILL or a segfault): it holds
     the read end of a pipe whose write end only this process has, and stops itself (SIGTERM)
-    at end-of-file (:func:`tickcast.cli.watch_lifeline`). :meth:`detach` lets it outlive us.
+    at end-of-file (:func:`watch_lifeline`). :meth:`detach` lets it outlive us.
     """
 
     def __init__(self, settings: Settings, args: list[str], log: Path, **env: str) -> None:
@@ -103,34 +102,23 @@ class ServiceProcess:
             self._lifeline = None
 
 
-def demo_pid_file(settings: Settings) -> Path:
-    """Where the demo records the processes it leaves running (the API and the sink)."""
-    return settings.data_dir / "logs" / "demo.pids"
+def watch_lifeline() -> None:
+    """Stop this process (SIGTERM: a graceful stop) when the process that started it dies.
 
+    Only for children of :class:`ServiceProcess`, which pass the read end of a pipe:
+    end-of-file there means the parent is gone, one byte means it detached us.
+    """
+    import threading
 
-def stop_recorded(pid_file: Path, timeout_s: float = 30.0) -> int:
-    """SIGTERM the tickcast processes listed in ``pid_file`` and wait; returns how many."""
-    if not pid_file.exists():
-        return 0
-    stopped = 0
-    for raw in pid_file.read_text().split():
-        pid = int(raw)
-        try:
-            if b"tickcast.cli" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                continue  # the pid was reused by something else
-            os.kill(pid, signal.SIGTERM)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        stopped += 1
-        deadline = time.monotonic() + timeout_s
-        while _running(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-    pid_file.unlink()
-    return stopped
+    raw = os.environ.pop(LIFELINE_ENV, None)  # not inherited by our own children
+    if raw is None:
+        return
+    fd = int(raw)
+    os.set_inheritable(fd, False)
 
+    def watch() -> None:
+        if os.read(fd, 1) == b"":
+            os.kill(os.getpid(), signal.SIGTERM)
+        os.close(fd)
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+    threading.Thread(target=watch, name="tickcast-lifeline", daemon=True).start()

@@ -8,9 +8,11 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from devtools.stack import kafka_broker, redis_server
+from streams.kafka_admin import check_broker
 from tickcast.config import Settings
-from tickcast.stack import kafka_broker, mlflow_store, redis_server
-from tickcast.stack.health import Health
+from tickcast.health import Health
+from training import mlflow_store
 
 
 def _clickhouse_up(settings: Settings) -> Health:
@@ -36,7 +38,7 @@ STARTERS: dict[str, Callable[[Settings], Health]] = {
 }
 
 CHECKS: dict[str, Callable[[Settings], Health]] = {
-    "kafka": kafka_broker.check,
+    "kafka": check_broker,
     "redis": redis_server.check,
     "clickhouse": _clickhouse_check,
     "mlflow": mlflow_store.check,
@@ -58,7 +60,7 @@ def up(settings: Settings, on_done: Callable[[Health], None] | None = None) -> l
 
 def down(settings: Settings) -> dict[str, bool]:
     """Stop what the project started locally (the demo's API and sink included)."""
-    from tickcast.stack.processes import demo_pid_file, stop_recorded
+    from devtools.stack.recorded import demo_pid_file, stop_recorded
 
     demo = bool(stop_recorded(demo_pid_file(settings)))
     return {

@@ -22,17 +22,18 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from backtesting.namespace import reset_namespace
+from devtools import datasets
+from devtools.prometheus_runner import free_port
+from devtools.stack.recorded import demo_pid_file, stop_recorded
 from indicators.feature_set import FeatureSet
 from monitoring.lag import collect_lag
-from monitoring.prometheus_runner import free_port
 from sinks.feature_blob import decode as decode_blob
-from streams import datasets
 from streams.replay import publish
 from streams.topics import apply_topics
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
-from tickcast.stack.namespace import reset_namespace
-from tickcast.stack.processes import ServiceProcess, demo_pid_file, stop_recorded
+from tickcast.processes import ServiceProcess
 
 DEMO_MODEL = "tickcast-demo-h1"
 

@@ -39,12 +39,12 @@ from confluent_kafka import TopicPartition
 
 from indicators.feature_set import FeatureSet
 from monitoring.drift import DriftMonitor, DriftResult, ReferenceDistribution
-from monitoring.metrics import Metrics, get_metrics
 from streams.codec import get_codec
 from streams.consumers import group_consumer
 from streams.producer import BatchProducer
 from tickcast.config import Settings
 from tickcast.errors import SchemaError
+from tickcast.metrics import Metrics, get_metrics
 
 log = structlog.get_logger(__name__)
 REFERENCE_ARTIFACT = "reference.json"

@@ -17,7 +17,7 @@ import redis
 
 from tickcast.config import Settings
 from tickcast.errors import DependencyError
-from tickcast.stack.health import Health
+from tickcast.health import Health
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

@@ -1,0 +1,25 @@
+"""``tickcast worker``: the stream worker's entry (validation, features, scoring, outcomes)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tickcast.command import settings
+
+
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port.")
+    ] = 9101,
+    runner: Annotated[
+        str, typer.Option(help="direct (a plain batch consumer group) or faust (a Faust agent).")
+    ] = "direct",
+) -> None:
+    """Run a stream worker (validation, features, scoring, outcomes) until interrupted."""
+    from agents.worker import run_worker
+
+    if runner not in {"faust", "direct"}:
+        raise typer.BadParameter("--runner must be faust or direct")
+    run_worker(settings(service=True), metrics_port=metrics_port, runner=runner)

@@ -1,0 +1,1 @@
+"""Seeded synthetic markets, bars and outcomes for the demo, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Returns, risk metrics and position rules shared by training, online evaluation and backtests."""

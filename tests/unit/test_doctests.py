@@ -1,0 +1,31 @@
+"""The docstring examples of every module of every package run and pass."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+PACKAGES = (
+    "tickcast", "indicators", "schemas", "finance", "streams", "sinks", "training",
+    "online_learning", "agents", "monitoring", "serving", "backtesting", "devtools",
+)  # fmt: skip
+
+
+def _modules() -> list[str]:
+    names: list[str] = []
+    for package in PACKAGES:
+        root = importlib.import_module(package)
+        names += [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
+    return sorted(names)
+
+
+MODULES = _modules()
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
