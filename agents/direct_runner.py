@@ -36,7 +36,7 @@ from agents.dependencies import BatchAbandoned, StopRequested
 from agents.feature_stage import FeatureStage
 from agents.turn_timer import TurnTimer
 from streams.consumers import group_consumer
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
 

@@ -30,7 +30,7 @@ from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
 from streams.codec import AvroCodec
 from streams.hot_codec import TickDecoder
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from streams.validation import (
     SymbolGuard,
     ValidationRules,

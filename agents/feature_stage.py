@@ -38,7 +38,7 @@ from streams.correlation import HEADER, kafka_headers
 from streams.feature_encoder import FeatureVectorEncoder
 from streams.hot_codec import OutcomeEncoder, PredictionEncoder
 from streams.producer import BatchProducer
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
 from tickcast.metrics import Metrics

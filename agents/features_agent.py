@@ -26,7 +26,7 @@ from faust.types import EventT, StreamT
 
 from agents.dependencies import BatchAbandoned
 from agents.feature_stage import FeatureStage
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 
 log = structlog.get_logger(__name__)
 

@@ -46,7 +46,7 @@ from online_learning.promotion import (
     model_event,
 )
 from streams.codec import get_codec
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import SchemaError, TickcastError
 from tickcast.metrics import Metrics

@@ -17,7 +17,7 @@ from online_learning.checkpoint import (
 from online_learning.learner_process import LearnerStage
 from online_learning.promotion import PromotionPolicy
 from streams.codec import get_codec
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tests.unit.online_learning.helpers import paired_outcomes
 from tickcast.config import Settings
 from tickcast.metrics import Metrics

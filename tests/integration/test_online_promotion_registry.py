@@ -31,7 +31,7 @@ from online_learning.promotion import (
     registry_promoter,
 )
 from streams.codec import get_codec
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tests.integration.online_promotion import FSV, NAME, NAMES, feature_matrix, register_champion
 from tickcast.config import Settings
 from tickcast.metrics import Metrics

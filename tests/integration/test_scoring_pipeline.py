@@ -20,7 +20,7 @@ from agents.predictions import PredictionStage
 from indicators.feature_set import FeatureSet
 from streams.codec import get_codec
 from streams.producer import BatchProducer
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from streams.replay import publish, tick_records
 from streams.topics import apply_topics
 from tests.integration.pipeline import WorkerProcess, read_topic

@@ -14,7 +14,7 @@ from agents.feature_engine import BatchOutput, FeatureEngine
 from agents.feature_stage import FeatureStage
 from agents.stages import StageOutput
 from indicators.feature_set import FeatureSet
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tests.unit.agents.test_rolling_checkpoint import RecordingStore, tick
 from tickcast.config import Settings
 from tickcast.metrics import Metrics

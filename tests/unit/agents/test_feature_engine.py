@@ -12,7 +12,7 @@ from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from indicators.bar import Bar
 from indicators.feature_set import FeatureSet
 from streams.codec import get_codec
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from streams.validation import ValidationRules
 
 CODEC = get_codec("Tick")

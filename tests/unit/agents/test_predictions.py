@@ -25,7 +25,7 @@ from indicators.feature_set import FeatureSet
 from online_learning.challengers import default_challengers
 from online_learning.checkpoint import save_checkpoint
 from streams.codec import get_codec
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from streams.replay import tick_records
 from tickcast.config import Settings
 from tickcast.errors import DependencyError

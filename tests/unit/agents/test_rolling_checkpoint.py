@@ -8,7 +8,7 @@ from agents.feature_engine import FeatureEngine, SymbolStream
 from agents.feature_stage import FeatureStage, safe_offsets, spread_share
 from indicators.feature_set import FeatureSet
 from streams.codec import get_codec
-from streams.records import RawRecord
+from streams.raw_record import RawRecord
 from tickcast.config import Settings
 from tickcast.metrics import Metrics
 
