@@ -1,5 +1,5 @@
 """Command-line entry points of monitoring: ``tickcast lag``, ``tickcast metrics-summary`` and
-the drift process (``tickcast sink drift``).
+the drift process (``tickcast drift``; ``tickcast sink drift`` is its former name).
 
 Mount them on the top-level app (tickcast/cli.py)::
 

@@ -1,8 +1,8 @@
 """The stores' commands: ``tickcast sink`` (the ClickHouse sink process, its migrate step,
 history reads) and ``tickcast features`` (a symbol's row of the Redis feature table).
 
-``tickcast/cli.py`` mounts them; ``tickcast sink drift`` is the drift process of
-``monitoring/``, mounted beside the sink for compatibility.
+``tickcast/cli.py`` mounts them. ``tickcast sink drift`` (hidden) is the former name of the drift
+process, whose home is ``monitoring/`` (``tickcast drift``).
 """
 
 from __future__ import annotations

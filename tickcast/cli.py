@@ -68,7 +68,8 @@ def _mount_subcommands() -> None:
     app.command()(features)
     app.command()(dev.replay)
     app.add_typer(dev.data_app, name="data")
-    sink_app.command("drift")(drift)
+    app.command()(drift)
+    sink_app.command("drift", hidden=True)(drift)  # the name before drift had its own home
     app.add_typer(train_app, name="train")
     app.add_typer(learner_app, name="learner", help="River challengers and promotion.")
     app.add_typer(sink_app, name="sink")

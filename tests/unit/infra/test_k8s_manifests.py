@@ -209,7 +209,7 @@ def test_every_tickcast_command_exists_with_its_options() -> None:
     for _, argv in commands:
         first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
         used.add(" ".join(argv[:first_option]))
-    assert {"worker", "serve", "sink run", "sink migrate", "sink drift", "learner run"} <= used
+    assert {"worker", "serve", "sink run", "sink migrate", "drift", "learner run"} <= used
     for where, argv in commands:
         command, options = _resolve(argv)
         known = {opt for param in command.params for opt in param.opts}
