@@ -129,17 +129,18 @@ class KafkaOffsets:
         librdkafka <= 2.16 segfaults on the admin handle's NULL consumer group (librdkafka
         #5040). A consumer re-queries the coordinator and we ask again.
         """
-        from confluent_kafka import Consumer, KafkaError, KafkaException
+        from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka import TopicPartition as KafkaTP
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
+        from streams.consumers import offsets_reader
+
+        consumer = offsets_reader(
+            self._bootstrap,
+            group,
+            **{
                 "socket.timeout.ms": int(self._timeout * 1000),
                 "logger": logging.getLogger("monitoring.lag.rdkafka"),
-            }
+            },
         )
         transient = {
             KafkaError.NOT_COORDINATOR,

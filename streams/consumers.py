@@ -40,3 +40,11 @@ def group_consumer(settings: Settings, group: str, **extra: object) -> Consumer:
 def reader(settings: Settings, group: str, **extra: object) -> Consumer:
     """A consumer that reads assigned partitions (no group membership is used)."""
     return Consumer(consumer_config(settings, group, **extra))
+
+
+def offsets_reader(bootstrap: str, group: str, **extra: object) -> Consumer:
+    """A consumer of ``group`` that never joins it: it only reads the group's committed
+    offsets (the lag exporter's reader; no failover settings, no subscription)."""
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, **extra}
+    )
