@@ -14,10 +14,14 @@ from typing import Any
 
 from serving.schemas.features import FeaturesPublic
 from serving.schemas.predictions import PredictionPublic
+from tickcast.errors import SchemaError
 
 
-class MalformedRecord(ValueError):
+class MalformedRecord(SchemaError, ValueError):
     """A store returned a record that does not follow the contract of :mod:`serving.store`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("malformed_record", message)
 
 
 def age_of(event_time_ms: int, *, now_s: float) -> float:

@@ -41,7 +41,7 @@ from sinks.history import (
     query_binding,
 )
 from tickcast.config import Settings
-from tickcast.errors import DependencyError
+from tickcast.errors import DependencyError, RequestError
 
 Kind = Literal["predictions", "outcomes"]
 log = structlog.get_logger("serving.history")
@@ -56,7 +56,7 @@ TIMEOUT_ERROR_CODES = frozenset({159, 209, 210})
 _CODE = re.compile(r"\bCode:\s*(\d+)")
 
 
-class HistoryQueryError(ValueError):
+class HistoryQueryError(RequestError, ValueError):
     """ClickHouse refused a history query because of what it asked (``code`` is its error)."""
 
     def __init__(self, code: int) -> None:

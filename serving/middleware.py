@@ -176,7 +176,10 @@ class BodySizeLimitMiddleware:
 
 
 class _TooLarge(Exception):
-    """Raised inside the app when the streamed body passes the cap."""
+    """Raised inside the app when the streamed body passes the cap.
+
+    A private signal of this module (the ``too_large`` flag, not this class, decides the
+    413), so outside the ``TickcastError`` root."""
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -71,7 +71,8 @@ def _answer(status: int, reason: bytes) -> bytes:
 class _HeadersTooLarge(Exception):
     """Raised in a parser callback: httptools stops with an ``HttpParserCallbackError`` (an
     ``HttpParserError``), which uvicorn's ``data_received`` answers with
-    :meth:`GuardedHttpToolsProtocol.send_400_response`."""
+    :meth:`GuardedHttpToolsProtocol.send_400_response`. A private signal of this module, so
+    outside the ``TickcastError`` root."""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):

@@ -28,13 +28,14 @@ from clickhouse_connect.driver.client import Client
 # The read path moved to sinks.read_endpoint; these names stay importable from here.
 from sinks.read_endpoint import ReadEndpoint as ReadEndpoint
 from sinks.read_endpoint import open_reader as open_reader
+from tickcast.errors import RequestError
 
 log = structlog.get_logger(__name__)
 Row = dict[str, Any]
 MAX_PAGE = 10_000
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(RequestError, ValueError):
     """A pagination cursor that this module did not issue for this query; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:

@@ -30,6 +30,8 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from tickcast.errors import RequestError
+
 
 def _words(text: str) -> list[str]:
     return text.split()
@@ -94,7 +96,7 @@ _TOKEN = re.compile(
 )
 
 
-class RefusedQuery(ValueError):
+class RefusedQuery(RequestError, ValueError):
     """A statement the read endpoint does not run; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:

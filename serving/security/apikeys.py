@@ -20,12 +20,13 @@ from redis.asyncio import Redis
 
 from serving.circuit import CircuitBreaker
 from serving.security.scopes import ROLES
+from tickcast.errors import RequestError
 
 KEY_FORMAT = re.compile(r"^tck_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 KEY_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
-class ApiKeyError(ValueError):
+class ApiKeyError(RequestError, ValueError):
     """An API key cannot be created as asked."""
 
 

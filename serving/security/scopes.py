@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from tickcast.errors import RequestError
+
 Role = Literal["viewer", "trader", "quant", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
@@ -52,7 +54,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
 }
 
 
-class ScopeError(ValueError):
+class ScopeError(RequestError, ValueError):
     """Requested scopes are unknown or beyond what the role grants."""
 
 

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from serving.circuit import CircuitBreaker
 from serving.security.tokens import LEEWAY_S, LIFETIME_SLACK_S
+from tickcast.errors import RequestError
 
 REFRESH_PREFIX = "rt."
 #: Seconds a revocation marker outlives the tokens it refuses (leeway + slack + rounding).
@@ -49,7 +50,7 @@ return {'reused', fam, sub}
 """
 
 
-class RefreshError(Exception):
+class RefreshError(RequestError):
     """The refresh token cannot be used; ``reused`` says the family was revoked for reuse."""
 
     def __init__(self, reason: str, *, reused: bool = False, family: str = "", sub: str = ""):

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 
 from tickcast.config import Settings
-from tickcast.errors import ConfigError
+from tickcast.errors import ConfigError, RequestError
 
 TOKEN_TYPE = "at+jwt"
 MAX_TOKEN_LENGTH = 8192
@@ -29,7 +29,7 @@ LIFETIME_SLACK_S = 5
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
 
 
-class InvalidToken(Exception):
+class InvalidToken(RequestError):
     """The token is not a valid access token; ``reason`` is safe to show the caller."""
 
     def __init__(self, reason: str) -> None:

@@ -26,12 +26,13 @@ from serving.security.passwords import (
 )
 from serving.security.scopes import ROLES
 from tickcast.config import Settings
+from tickcast.errors import RequestError
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 log = structlog.get_logger(__name__)
 
 
-class UserError(ValueError):
+class UserError(RequestError, ValueError):
     """A user cannot be created or changed as asked; the message says why."""
 
 
