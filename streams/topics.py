@@ -47,8 +47,6 @@ PREDICTIONS = "predictions"
 OUTCOMES = "outcomes"
 DRIFT = "drift"
 MODEL_EVENTS = "model-events"
-MODEL_METRICS = "model-metrics"
-MODEL_CHAMPION = "model-champion"
 #: Logical topics the code relies on; the spec must declare each of them.
 REQUIRED_TOPICS: tuple[str, ...] = (
     TICKS,
@@ -58,7 +56,6 @@ REQUIRED_TOPICS: tuple[str, ...] = (
     OUTCOMES,
     DRIFT,
     MODEL_EVENTS,
-    MODEL_METRICS,
 )
 
 PER_SYMBOL = "per_symbol"
