@@ -2,7 +2,7 @@
 
 Why: FastAPI's request machinery (routing, dependency injection with ``Security`` scopes,
 response-model validation) costs about 0.5 ms of CPU per request, which caps one worker near
-2,200 requests/s on this machine (see ../shared/design/PERFORMANCE.md: raw ASGI is 3-5x
+2,200 requests/s on this machine (see docs/performance.md: raw ASGI is 3-5x
 cheaper). The fast path answers the same requests with the same code and the same answers:
 
 * it sits inside the application's middleware (correlation id, HTTP metrics, body cap still

@@ -6,7 +6,7 @@ Layout (little-endian)::
            | n uint16 | n × float64 (NaN while an indicator warms up)
 
 About 8 bytes per feature instead of a 40-field hash: one ``SET`` per symbol per
-micro-batch (PERFORMANCE.md: ~390k keys/s pipelined, against ~11k for HSET).
+micro-batch (docs/performance.md: ~390k keys/s pipelined, against ~11k for HSET).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A fast, non-blocking Kafka producer for a stage's outputs (confluent-kafka).
 
-``produce`` only enqueues (PERFORMANCE.md: ~280k msgs/s); ``flush`` waits for delivery and
+``produce`` only enqueues (docs/performance.md: ~280k msgs/s); ``flush`` waits for delivery and
 is called once per checkpoint, so a stage never awaits a message at a time. The partitioner
 is murmur2, the Java client's and aiokafka's, so a symbol lands in the same partition
 number on every topic (co-partitioning).

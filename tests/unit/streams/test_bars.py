@@ -25,7 +25,7 @@ from streams.bars import (
 def es50k() -> pd.DataFrame:
     try:
         return datasets.load_es_trades(nrows=50_000)
-    except datasets.RegistryUnreachableError as exc:  # offline: the only reason to skip
+    except datasets.RegistryUnreachableError as exc:  # offline: fails (never skips) with why
         pytest.fail(f"package registry unreachable (set-up needs it): {exc}")
 
 
