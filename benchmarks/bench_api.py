@@ -190,6 +190,7 @@ def run_once(args: argparse.Namespace, fast_path: bool) -> dict[str, Any]:
     import redis
 
     from serving.security.tokens import JwtCodec
+    from sinks.redis_keys import prediction_key
     from tickcast.config import load_settings
 
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -223,7 +224,7 @@ def run_once(args: argparse.Namespace, fast_path: bool) -> dict[str, Any]:
             "horizon": 1, "feature_event_time": now_ms, "updated_at": now_ms,
             "correlation_id": "bench",
         }  # fmt: skip
-        client.set(f"{PREFIX}prediction:{SYMBOL}", orjson.dumps(record), ex=3600)
+        client.set(prediction_key(PREFIX, SYMBOL), orjson.dumps(record), ex=3600)
         settings = load_settings(redis_url=env["TICKCAST_REDIS_URL"])
         codec = JwtCodec.from_settings(settings)
         token, _ = codec.issue(

@@ -28,6 +28,7 @@ from devtools.prometheus_runner import free_port
 from devtools.stack.recorded import demo_pid_file, stop_recorded
 from indicators.feature_set import FeatureSet
 from monitoring.lag import collect_lag
+from sinks import redis_keys
 from sinks.feature_blob import decode as decode_blob
 from streams.replay import publish
 from streams.topics import apply_topics
@@ -117,7 +118,7 @@ def features_table(settings: Settings, symbols: list[str], names: list[str]) -> 
     table.add_column("feature")
     for symbol in symbols:
         table.add_column(symbol, justify="right")
-    raw = client.mget([f"{settings.redis_key_prefix}features:{s}" for s in symbols])
+    raw = client.mget([redis_keys.feature_key(settings.redis_key_prefix, s) for s in symbols])
     # one column per symbol, even when a symbol has no blob (its cells say so)
     blobs = [decode_blob(p) if isinstance(p, bytes) else None for p in raw]
     index = {name: i for i, name in enumerate(fs.names)}
@@ -138,7 +139,7 @@ def predictions_table(settings: Settings, symbols: list[str]) -> Table:
     table = Table(title="latest champion predictions in Redis")
     for column in ("symbol", "event time", "P(up)", "E\\[return]", "model", "version"):
         table.add_column(column)
-    raw = client.mget([f"{settings.redis_key_prefix}prediction:{s}" for s in symbols])
+    raw = client.mget([redis_keys.prediction_key(settings.redis_key_prefix, s) for s in symbols])
     for symbol, payload in zip(symbols, raw, strict=True):
         if not isinstance(payload, bytes):
             table.add_row(symbol, "none", "", "", "", "")
@@ -160,8 +161,8 @@ def learner_table(settings: Settings) -> Table:
     import orjson
 
     client = redis.Redis.from_url(settings.redis_url)
-    raw_metrics = client.get(f"{settings.redis_key_prefix}model-metrics")
-    raw_test = client.get(f"{settings.redis_key_prefix}model-test")
+    raw_metrics = client.get(redis_keys.model_metrics_key(settings.redis_key_prefix))
+    raw_test = client.get(redis_keys.model_test_key(settings.redis_key_prefix))
     metrics = orjson.loads(raw_metrics) if isinstance(raw_metrics, bytes) else {}
     test = orjson.loads(raw_test) if isinstance(raw_test, bytes) else {}
     decision = test.get("last_decision") or {}

@@ -45,6 +45,7 @@ from online_learning.promotion import (
     Registrar,
     model_event,
 )
+from sinks import redis_keys
 from streams.codec import get_codec
 from streams.raw_record import RawRecord
 from tickcast.config import Settings
@@ -268,8 +269,8 @@ class LearnerRunner:
         metrics, state = self.stage.live_state(int(time.time() * 1000))
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(f"{prefix}model-metrics", orjson.dumps(metrics, default=str))
-            pipe.set(f"{prefix}model-test", orjson.dumps(state, default=str))
+            pipe.set(redis_keys.model_metrics_key(prefix), orjson.dumps(metrics, default=str))
+            pipe.set(redis_keys.model_test_key(prefix), orjson.dumps(state, default=str))
             await pipe.execute()
         except (OSError, aioredis.RedisError) as exc:  # the API shows stale state; learning goes on
             log.warning("learner_live_state_failed", error=str(exc))

@@ -47,12 +47,13 @@ from online_learning.promotion import (
     is_online,
 )
 from serving.circuit import CircuitBreaker
+from sinks import redis_keys
 from tickcast.config import Settings
 from tickcast.errors import ModelError
 
 log = structlog.get_logger("serving.models")
-METRICS_KEY = "model-metrics"
-TEST_KEY = "model-test"
+METRICS_KEY = redis_keys.MODEL_METRICS
+TEST_KEY = redis_keys.MODEL_TEST
 
 
 @dataclass(frozen=True, slots=True)

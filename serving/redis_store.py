@@ -1,15 +1,9 @@
 """The default :class:`~serving.store.LatestStore`: the stream worker's Redis layout, cached.
 
-Keys (``<prefix>`` is ``TICKCAST_REDIS_KEY_PREFIX``; written by the worker, see
-``sinks.redis_table``)::
-
-    <prefix>features:<SYMBOL>               feature blob (sinks.feature_blob)
-    <prefix>prediction:<SYMBOL>             JSON of the champion's latest prediction
-    <prefix>prediction:<SYMBOL>:challenger  same JSON, the challenger's (optional)
-
-Prediction JSON: ``{"symbol", "event_time" (ms), "model", "version", "role", "value"
-(prob_up), "expected_return", "horizon" (bars), "feature_event_time", "updated_at" (ms),
-"correlation_id"}``.
+Keys: :mod:`sinks.redis_keys`, the layout the worker writes (``features:<SYMBOL>``,
+``prediction:<SYMBOL>`` and ``prediction:<SYMBOL>:challenger`` under the prefix).
+Prediction JSON: :class:`schemas.serving.ServingPrediction`, the Prediction record's fields
+under the names of :data:`schemas.serving.SERVING_FROM_PREDICTION`.
 
 Blobs are binary, so this store has its own ``decode_responses=False`` client. Reads go
 through a small in-process cache (:class:`TtlCache`): an entry is reused for ``ttl_s``
@@ -35,6 +29,7 @@ from redis.asyncio import Redis
 
 from serving.redis_pool import redis_client
 from serving.store import Record
+from sinks import redis_keys
 from sinks.feature_blob import FeatureBlob, decode
 from tickcast.config import Settings
 
@@ -269,12 +264,12 @@ class RedisLatestStore:
 
     def prediction_key(self, symbol: str, role: str = "champion") -> str:
         """The worker's key of a symbol's latest prediction by ``role``."""
-        base = f"{self.prefix}prediction:{symbol}"
-        return base if role == "champion" else f"{base}:{role}"
+        suffix = redis_keys.CHAMPION if role == "champion" else f":{role}"
+        return redis_keys.prediction_key(self.prefix, symbol, suffix)
 
     def feature_key(self, symbol: str) -> str:
         """The worker's key of a symbol's feature blob."""
-        return f"{self.prefix}features:{symbol}"
+        return redis_keys.feature_key(self.prefix, symbol)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

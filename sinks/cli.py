@@ -111,13 +111,14 @@ def features(
 
     from indicators.feature_set import FeatureSet
     from sinks.feature_blob import decode
+    from sinks.redis_keys import feature_key
 
     cfg = _settings()
     prefix = f"{namespace}:" if namespace else cfg.redis_key_prefix
     if symbol == "rebuild":
         _rebuild_view(cfg.redis_url, prefix)
         return
-    payload = redis.Redis.from_url(cfg.redis_url).get(f"{prefix}features:{symbol}")
+    payload = redis.Redis.from_url(cfg.redis_url).get(feature_key(prefix, symbol))
     if not isinstance(payload, bytes):
         err.print(f"no features for {symbol!r} under '{prefix}' (is the worker running?)")
         raise typer.Exit(1)

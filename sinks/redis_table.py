@@ -1,11 +1,7 @@
 """Redis as the serving copy: latest feature vector and latest prediction per symbol.
 
-Keys (``<prefix>`` is ``TICKCAST_REDIS_KEY_PREFIX``)::
-
-    <prefix>features:<SYMBOL>    feature blob (see sinks.feature_blob), TTL feature_ttl_s
-    <prefix>prediction:<SYMBOL>  JSON of the champion's latest prediction, same TTL
-    <prefix>view:<PARTITION>     mark: the worker owning ticks partition <PARTITION> wrote
-                                 its symbols here (gone = Redis lost them: rebuild)
+Keys: see :mod:`sinks.redis_keys` (``features:``, ``prediction:`` and ``view:`` under
+``TICKCAST_REDIS_KEY_PREFIX``), the layout the API reads too.
 
 Writes are one command per micro-batch (:meth:`RedisTable.write_many`: features and
 predictions together, one round trip); reads use MGET.
@@ -18,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 import redis.asyncio as aioredis
 
+from sinks import redis_keys
 from sinks.feature_blob import FeatureBlob, decode
 
 #: SET every KEYS[i] to ARGV[i + 1] with the TTL ARGV[1] (seconds), in one command.
@@ -46,15 +43,15 @@ class RedisTable:
 
     def feature_key(self, symbol: str) -> str:
         """The key of a symbol's feature vector."""
-        return f"{self.prefix}features:{symbol}"
+        return redis_keys.feature_key(self.prefix, symbol)
 
     def prediction_key(self, symbol: str) -> str:
         """The key of a symbol's latest champion prediction."""
-        return f"{self.prefix}prediction:{symbol}"
+        return redis_keys.prediction_key(self.prefix, symbol)
 
     def view_key(self, partition: int) -> str:
         """The mark saying partition ``partition``'s symbols are in this Redis."""
-        return f"{self.prefix}view:{partition}"
+        return redis_keys.view_key(self.prefix, partition)
 
     async def missing_view_marks(self, partitions: Sequence[int]) -> list[int]:
         """The partitions among ``partitions`` whose view mark is absent."""
@@ -70,7 +67,8 @@ class RedisTable:
 
     async def drop_view_marks(self) -> int:
         """Delete every view mark of this prefix: each owning worker rebuilds its symbols."""
-        keys = [key async for key in self.client.scan_iter(match=f"{self.prefix}view:*")]
+        pattern = redis_keys.view_pattern(self.prefix)
+        keys = [key async for key in self.client.scan_iter(match=pattern)]
         return int(await self.client.delete(*keys)) if keys else 0
 
     async def write_features(self, blobs: Mapping[str, bytes]) -> None:
@@ -87,13 +85,17 @@ class RedisTable:
     ) -> None:
         """Write each symbol's latest prediction (JSON) in one round trip.
 
-        ``suffix`` ``""`` is the champion's key, ``":challenger"`` the A/B challenger's.
+        ``suffix`` is :data:`sinks.redis_keys.CHAMPION` or :data:`~sinks.redis_keys.CHALLENGER`.
         """
         if not predictions:
             return
         pipe = self.client.pipeline(transaction=False)
         for symbol, record in predictions.items():
-            pipe.set(self.prediction_key(symbol) + suffix, orjson.dumps(record), ex=self.ttl_s)
+            pipe.set(
+                redis_keys.prediction_key(self.prefix, symbol, suffix),
+                orjson.dumps(record),
+                ex=self.ttl_s,
+            )
         await pipe.execute()
 
     async def write_many(
@@ -118,7 +120,7 @@ class RedisTable:
             args.append(blob)
         for suffix, records in predictions.items():
             for symbol, record in records.items():
-                keys.append(self.prediction_key(symbol) + suffix)
+                keys.append(redis_keys.prediction_key(self.prefix, symbol, suffix))
                 args.append(orjson.dumps(record))
         if keys:
             await self._set_many(keys=keys, args=args)
