@@ -28,6 +28,7 @@ from typing import Any
 from indicators.bar import Bar
 from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
+from schemas.records import FeatureVector
 from streams.codec import AvroCodec
 from streams.hot_codec import TickDecoder
 from streams.raw_record import RawRecord
@@ -71,7 +72,7 @@ class SymbolStream:
 class BatchOutput:
     """What one micro-batch produced."""
 
-    features: list[dict[str, Any]] = field(default_factory=list)
+    features: list[FeatureVector] = field(default_factory=list)
     closes: list[float] = field(default_factory=list)
     """The close of the tick behind each feature record (same order as ``features``)."""
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
@@ -81,7 +82,7 @@ class BatchOutput:
     checkpoint may commit no further until a snapshot covering it is durable."""
     skipped_replayed: int = 0
 
-    def latest(self) -> dict[str, dict[str, Any]]:
+    def latest(self) -> dict[str, FeatureVector]:
         """Each symbol's last feature record of the batch (for the serving copy)."""
         return {record["symbol"]: record for record in self.features}
 

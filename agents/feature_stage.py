@@ -31,6 +31,9 @@ from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
 from agents.stages import BatchStage, StageOutput
 from agents.state_store import ChangelogStateStore
 from agents.turn_timer import TurnTimer
+from schemas.records import Prediction
+from schemas.serving import ServingPrediction
+from sinks import redis_keys
 from sinks.feature_blob import encode as encode_blob
 from sinks.redis_table import RedisTable
 from streams.codec import get_codec
@@ -172,7 +175,7 @@ class FeatureStage:
         self._count(len(records), out)
         return out
 
-    def _produce_predictions(self, predictions: list[dict[str, Any]]) -> None:
+    def _produce_predictions(self, predictions: list[Prediction]) -> None:
         """Enqueue prediction records (called by a stage right after scoring)."""
         assert self.producer is not None
         produce, topic = self.producer.produce, self.predictions_topic
@@ -203,16 +206,16 @@ class FeatureStage:
             symbol: encode_blob(rec["ts"], now_ms, version, rec["values"])
             for symbol, rec in out.latest().items()
         }
-        champion: dict[str, dict[str, Any]] = {}
-        challenger: dict[str, dict[str, Any]] = {}
+        champion: dict[str, ServingPrediction] = {}
+        challenger: dict[str, ServingPrediction] = {}
         for result in results:
             champion.update(result.latest)
             challenger.update(result.latest_challenger)
         touched = out.touched
-        for suffix, records in (("", champion), (":challenger", challenger)):
+        predictions = {redis_keys.CHAMPION: champion, redis_keys.CHALLENGER: challenger}
+        for suffix, records in predictions.items():
             for symbol, record in records.items():  # kept with the state: Redis is rebuildable
                 touched[symbol].extra.setdefault("serving", {})[suffix] = record
-        predictions = {"": champion, ":challenger": challenger}
         redis = self.redis
 
         async def write() -> None:
@@ -364,7 +367,7 @@ class FeatureStage:
         now_ms = int(time.time() * 1000)
         version = self.engine.version
         blobs: dict[str, bytes] = {}
-        predictions: dict[str, dict[str, dict[str, Any]]] = {"": {}, ":challenger": {}}
+        predictions: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in redis_keys.SUFFIXES}
         for symbol, state in self.store.states.items():
             if state.partition not in wanted or state.last_ts < 0:
                 continue
@@ -409,7 +412,7 @@ def _no_mark(phase: str) -> None:
     """The phase mark of an untimed runner."""
 
 
-def _bind_early(stage: BatchStage, publish: Callable[[list[dict[str, Any]]], None]) -> bool:
+def _bind_early(stage: BatchStage, publish: Callable[[list[Prediction]], None]) -> bool:
     """Let ``stage`` publish its predictions as soon as scored, when it offers that."""
     bind = getattr(stage, "publish_early", None)
     if not callable(bind):

@@ -43,6 +43,8 @@ from agents.stages import StageOutput
 from indicators.feature_set import FeatureSet
 from online_learning.challengers import OnlineChallenger
 from online_learning.outcomes import OutcomeJoiner
+from schemas.records import FeatureVector, Outcome, Prediction
+from schemas.serving import serving_json
 from tickcast.config import Settings
 from tickcast.errors import DependencyError, TickcastError
 from tickcast.metrics import Metrics
@@ -51,7 +53,7 @@ from training.champion import PackagedModel, feature_importance
 log = structlog.get_logger(__name__)
 
 Versions = tuple[int | None, tuple[int, ...]]
-Publish = Callable[[list[dict[str, Any]]], None]
+Publish = Callable[[list[Prediction]], None]
 _PENDING_DROP = ("produced_at", "scoring_latency_ms")
 
 
@@ -282,7 +284,7 @@ class PredictionStage:
         rows = out.features
         if not rows:
             return result
-        per_row: list[list[dict[str, Any]]] = [[] for _ in rows]
+        per_row: list[list[Prediction]] = [[] for _ in rows]
         with self.metrics.stage_timer("predictions"):
             for name, scorer in self.scorers.items():
                 self._score(name, scorer, rows, now_ms, per_row, result.predictions)
@@ -297,10 +299,10 @@ class PredictionStage:
         self,
         name: str,
         scorer: Scorer,
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[FeatureVector],
         now_ms: int,
-        per_row: list[list[dict[str, Any]]],
-        predictions: list[dict[str, Any]],
+        per_row: list[list[Prediction]],
+        predictions: list[Prediction],
     ) -> None:
         with self.metrics.scoring_timer(name):
             batch = scorer.score_batch(rows, now_ms)
@@ -346,8 +348,8 @@ class PredictionStage:
             if current is None or pred["ts"] >= current["event_time"]:
                 target[pred["symbol"]] = serving_json(pred)
 
-    def _join(self, out: BatchOutput, per_row: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        outcomes: list[dict[str, Any]] = []
+    def _join(self, out: BatchOutput, per_row: list[list[Prediction]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         touched = out.touched
         horizons, cost = self.horizons, self.settings.outcome_cost_bps
         for row, close, preds in zip(out.features, out.closes, per_row, strict=True):
@@ -364,10 +366,10 @@ class PredictionStage:
         return outcomes
 
 
-def _pending(pred: dict[str, Any], vec: Any) -> dict[str, Any]:
+def _pending(pred: Prediction, vec: Any) -> dict[str, Any]:
     """What the joiner keeps of a prediction: the record without its per-batch timing
     fields, plus the prediction-time feature vector (one copy, no per-key filtering)."""
-    pending = dict(pred)
+    pending: dict[str, Any] = dict(pred)
     for key in _PENDING_DROP:
         pending.pop(key, None)
     pending["features"] = vec
@@ -388,23 +390,6 @@ def limit_threads(model_set: ModelSet, threads: int) -> None:
         get_booster = getattr(estimator, "get_booster", None)
         if callable(get_booster):
             get_booster().set_param({"nthread": threads})
-
-
-def serving_json(pred: dict[str, Any]) -> dict[str, Any]:
-    """The Redis ``prediction:<SYMBOL>`` value the API reads, from a prediction record."""
-    return {
-        "symbol": pred["symbol"],
-        "event_time": pred["ts"],
-        "model": pred["model_name"],
-        "version": pred["model_version"],
-        "role": pred["role"],
-        "value": pred["prob_up"],
-        "expected_return": pred["expected_return"],
-        "horizon": pred["horizon"],
-        "feature_event_time": pred["ts"],
-        "updated_at": pred["produced_at"],
-        "correlation_id": pred.get("correlation_id"),
-    }
 
 
 __all__ = ["MlflowSource", "ModelSource", "PredictionStage", "limit_threads", "serving_json"]

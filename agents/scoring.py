@@ -1,10 +1,10 @@
 """The pure heart of the scoring stage: a micro-batch of feature records in, predictions out.
 
-No I/O here: the runner (the Faust agent, a replay) hands in feature records shaped like
-``schemas/avro/feature_vector.avsc`` (``symbol, ts, feature_set_version, values,
-correlation_id``) and gets back prediction dicts with the field names of
-``schemas/avro/prediction.avsc``. The champion and every challenger score every record
-(shadow by default); each prediction names its model, version and role.
+No I/O here: the runner (the Faust agent, a replay) hands in
+:class:`~schemas.records.FeatureVector` records and gets back
+:class:`~schemas.records.Prediction` records (the TypedDicts of the ``.avsc`` contracts). The
+champion and every challenger score every record (shadow by default); each prediction names
+its model, version and role.
 
 Per batch the rows are packed into ONE float64 matrix and each model's ``predict_proba`` is
 called ONCE on it (XGBoost ``inplace_predict`` / LightGBM ``Booster.predict`` underneath, see
@@ -35,18 +35,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from schemas.records import FeatureVector, ModelRole, Prediction
 from tickcast.errors import ModelError
 from training.champion import ScoringModel
 
 if TYPE_CHECKING:
     from tickcast.config import Settings
 
-CHAMPION = "CHAMPION"
-CHALLENGER = "CHALLENGER"
+CHAMPION: Final = "CHAMPION"
+CHALLENGER: Final = "CHALLENGER"
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,11 @@ class ModelSet:
     champion: ScoringModel | None = None
     challengers: Sequence[ScoringModel] = ()
 
-    def with_roles(self) -> list[tuple[ScoringModel, str]]:
+    def with_roles(self) -> list[tuple[ScoringModel, ModelRole]]:
         """Every model with the role it scores under, champion first."""
-        out = [(self.champion, CHAMPION)] if self.champion is not None else []
+        out: list[tuple[ScoringModel, ModelRole]] = (
+            [(self.champion, CHAMPION)] if self.champion is not None else []
+        )
         return out + [(m, CHALLENGER) for m in self.challengers]
 
     def describe(self) -> dict[str, Any]:
@@ -73,8 +76,8 @@ class ModelSet:
 class ScoreBatch:
     """What one micro-batch produced."""
 
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    rejected: list[tuple[FeatureVector, str]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -135,11 +138,11 @@ class Scorer:
             self._set = new_set
         return refusals
 
-    def score(self, rows: Sequence[dict[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+    def score(self, rows: Sequence[FeatureVector], now_ms: int) -> list[Prediction]:
         """Predictions of every model for every scorable row (see :meth:`score_batch`)."""
         return self.score_batch(rows, now_ms).predictions
 
-    def score_batch(self, rows: Sequence[dict[str, Any]], now_ms: int) -> ScoreBatch:
+    def score_batch(self, rows: Sequence[FeatureVector], now_ms: int) -> ScoreBatch:
         """Score a micro-batch: one matrix, one ``predict_proba`` call per model.
 
         Predictions are grouped by model (champion first), rows in input order within each.
@@ -169,12 +172,12 @@ class Scorer:
         return out
 
     def _matrix(
-        self, rows: Sequence[dict[str, Any]], rejected: list[tuple[dict[str, Any], str]]
-    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        self, rows: Sequence[FeatureVector], rejected: list[tuple[FeatureVector, str]]
+    ) -> tuple[list[FeatureVector], np.ndarray]:
         """The scorable rows and their float64 matrix; the others go to ``rejected``."""
         width = self.n_features or 0
         version = self.expected_feature_set_version
-        good: list[dict[str, Any]] = []
+        good: list[FeatureVector] = []
         values: list[Any] = []
         for row in rows:
             vec = row.get("values")
@@ -196,11 +199,11 @@ class Scorer:
 
     @staticmethod
     def _matrix_slow(
-        good: list[dict[str, Any]],
+        good: list[FeatureVector],
         values: list[Any],
-        rejected: list[tuple[dict[str, Any], str]],
+        rejected: list[tuple[FeatureVector, str]],
         width: int,
-    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+    ) -> tuple[list[FeatureVector], np.ndarray]:
         """Row by row, only when a batch holds a non-numeric value (None counts as NaN)."""
         kept, vectors = [], []
         for row, vec in zip(good, values, strict=True):
@@ -216,12 +219,12 @@ class Scorer:
 
 def _predictions(
     model: ScoringModel,
-    role: str,
-    rows: list[dict[str, Any]],
+    role: ModelRole,
+    rows: list[FeatureVector],
     prob: np.ndarray,
     latency_ms: float,
     now_ms: int,
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[Prediction]:
     scale = model.return_scale
     expected = ((2.0 * prob - 1.0) * scale).tolist()
     name, version, horizon = model.name, str(model.version), model.horizon
@@ -245,9 +248,9 @@ def _predictions(
     )
 
 
-def latest_champion(predictions: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def latest_champion(predictions: Iterable[Prediction]) -> dict[str, Prediction]:
     """Each symbol's champion prediction with the latest ``ts`` (later wins a tie)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, Prediction] = {}
     for pred in predictions:
         if pred.get("role") != CHAMPION:
             continue

@@ -9,20 +9,22 @@ checkpointed and restored with the features' state, atomically per symbol.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from agents.feature_engine import BatchOutput
+from schemas.records import Outcome, Prediction
+from schemas.serving import ServingPrediction
 
 
 @dataclass
 class StageOutput:
     """Records a stage wants published, and Redis values it wants written."""
 
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
-    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    predictions: list[Prediction] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    latest: dict[str, ServingPrediction] = field(default_factory=dict)
     """Redis ``prediction:<SYMBOL>`` JSON of the champion, per symbol."""
-    latest_challenger: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latest_challenger: dict[str, ServingPrediction] = field(default_factory=dict)
     """Redis ``prediction:<SYMBOL>:challenger`` JSON, per symbol."""
 
 

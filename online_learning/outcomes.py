@@ -3,8 +3,8 @@
 :class:`OutcomeJoiner` is the per-symbol state the stream pipeline embeds next to its
 indicator state: pure, picklable and bounded. Feed it every bar of the symbol in event-time
 order (:meth:`OutcomeJoiner.on_bar`) and the predictions made at those bars
-(:meth:`OutcomeJoiner.add_predictions`); it returns an outcome record (the fields of
-``schemas/avro/outcome.avsc``) for a prediction made at bar ``t`` for horizon ``h`` exactly
+(:meth:`OutcomeJoiner.add_predictions`); it returns an outcome record (an
+:class:`~schemas.records.Outcome`) for a prediction made at bar ``t`` for horizon ``h`` exactly
 when the ``h``-th bar *after* ``t`` arrives. Bars are counted, not wall-clock time.
 
 Conventions (decided once, shared with ``training/labels.py``):
@@ -40,9 +40,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-PendingKey = tuple[int, int, str, str, str]  # (ts, horizon, model_name, model_version, role)
+from schemas.records import Outcome
 
-_PASSTHROUGH = ("feature_set_version", "correlation_id", "features")
+PendingKey = tuple[int, int, str, str, str]  # (ts, horizon, model_name, model_version, role)
 
 
 def log_loss_one(prob_up: float, up: bool, eps: float = 1e-6) -> float:
@@ -62,14 +62,14 @@ def resolve(
     realized_ts: int,
     cost_bps: float = 0.0,
     eps: float = 1e-6,
-) -> dict[str, Any]:
+) -> Outcome:
     """The outcome record of ``prediction`` given the closes at ``t`` and ``t + h``."""
     prob = float(prediction["prob_up"])
     realized = math.log(close_end / close_t)
     up = realized > 0.0
     position = (prob > 0.5) - (prob < 0.5)
     cost = cost_bps / 1e4 if position else 0.0
-    outcome: dict[str, Any] = {
+    outcome: Outcome = {
         "symbol": prediction["symbol"],
         "ts": int(prediction["ts"]),
         "horizon": int(prediction["horizon"]),
@@ -84,10 +84,13 @@ def resolve(
         "loss": log_loss_one(prob, up, eps),
         "strategy_return": position * realized - cost,
     }
-    for key in _PASSTHROUGH:
-        value = prediction.get(key)
-        if value is not None:
-            outcome[key] = value
+    # The nullable fields are carried only when the prediction has them.
+    if (feature_set_version := prediction.get("feature_set_version")) is not None:
+        outcome["feature_set_version"] = feature_set_version
+    if (correlation_id := prediction.get("correlation_id")) is not None:
+        outcome["correlation_id"] = correlation_id
+    if (features := prediction.get("features")) is not None:
+        outcome["features"] = features
     return outcome
 
 
@@ -148,7 +151,7 @@ class OutcomeJoiner:
         self.dropped[reason] = self.dropped.get(reason, 0) + n
 
     # --- input --------------------------------------------------------------------------------
-    def on_bar(self, ts: int, close: float) -> list[dict[str, Any]]:
+    def on_bar(self, ts: int, close: float) -> list[Outcome]:
         """Record a bar; return the outcomes it resolves (predictions made ``h`` bars ago)."""
         close = float(close)
         if not (math.isfinite(close) and close > 0.0):
@@ -169,14 +172,14 @@ class OutcomeJoiner:
             for pred, close_t in bucket.values()
         ]
 
-    def add_predictions(self, predictions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def add_predictions(self, predictions: Iterable[Mapping[str, Any]]) -> list[Outcome]:
         """Register predictions made at already-seen bars.
 
         Returns the outcomes of predictions whose label bar has *already* arrived (a late
         prediction whose bars ``t`` and ``t + h`` are both still in the ring); usually empty.
         """
         by_ts = {ts: (index, close) for index, ts, close in self._bars}
-        ready: list[dict[str, Any]] = []
+        ready: list[Outcome] = []
         for pred in predictions:
             horizon = int(pred.get("horizon", 0))
             if horizon not in self.horizons:

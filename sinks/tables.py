@@ -2,8 +2,12 @@
 
 A :class:`TableMapping` names the Kafka topic, the Avro schema, the target table of the
 ``0001``/``0002`` migrations and a pure ``to_row(record, run_id)`` that returns one tuple in
-``columns`` order. Timestamps stay integer milliseconds (clickhouse-connect writes them into
-``DateTime64(3)`` as ticks, with no per-row ``datetime``); ``ingested_at`` is left to its
+``columns`` order. Each column is the record field of the same name (or of ``renamed``), or
+``run_id``; the contract's other fields are listed in ``unstored``. A unit test holds the
+columns to the ``.avsc``, to the tuples and to the migrations' ``CREATE TABLE``.
+
+Timestamps stay integer milliseconds (clickhouse-connect writes them into ``DateTime64(3)`` as
+ticks, with no per-row ``datetime``); ``ingested_at`` is left to its
 ``DEFAULT now64(3)``, which is the ReplacingMergeTree version, so a retried batch collapses
 to one row per key.
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -42,6 +46,10 @@ class TableMapping:
     schema: str
     columns: tuple[str, ...]
     convert: Callable[[Record, str], Row]
+    unstored: frozenset[str] = frozenset()
+    """Fields of the contract the table leaves out."""
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    """Columns named apart from their field: column -> field."""
 
     def to_row(self, record: Record, run_id: str = "") -> Row:
         """One row in :attr:`columns` order; a record that does not fit raises SchemaError."""
@@ -128,11 +136,14 @@ TICKS = TableMapping(
     "ticks", "ticks", "Tick",
     ("symbol", "ts", "kind", "open", "high", "low", "close", "volume", "bid", "ask", "source"),
     _tick,
+    unstored=frozenset({"price", "bid_size", "ask_size", "interval_ms", "sequence",
+                        "correlation_id"}),
 )  # fmt: skip
 FEATURES = TableMapping(
     "features", "features", "FeatureVector",
     ("symbol", "ts", "feature_set_version", "values", "correlation_id"),
     _feature,
+    unstored=frozenset({"source_topic", "source_partition", "source_offset"}),
 )  # fmt: skip
 PREDICTIONS = TableMapping(
     "predictions", "predictions", "Prediction",
@@ -147,12 +158,14 @@ OUTCOMES = TableMapping(
      "expected_return", "realized_return", "realized_ts", "hit", "loss", "strategy_return",
      "run_id"),
     _outcome,
+    unstored=frozenset({"feature_set_version", "correlation_id", "features"}),
 )  # fmt: skip
 DRIFT = TableMapping(
     "drift", "drift", "DriftStat",
     ("feature", "window_start", "window_end", "psi", "ks", "n", "model_name", "model_version",
      "feature_set_version", "level", "symbol", "ks_pvalue"),
     _drift,
+    renamed={"model_name": "reference_model_name", "model_version": "reference_model_version"},
 )  # fmt: skip
 MODEL_EVENTS = TableMapping(
     "model_events", "model-events", "ModelEvent",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from online_learning.outcomes import resolve
+from schemas.records import Outcome
 
 
 def prediction(
@@ -40,7 +41,7 @@ def paired_outcomes(
     champion: tuple[str, str] = ("champ", "1"),
     symbols: int = 5,
     cost_bps: float = 0.0,
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:
     """Champion and challenger outcomes of the same ``n`` events (symbol, ts).
 
     Each model's ``prob_up = sigmoid(skill * sign(r) + noise)``: with equal skills the two
@@ -49,7 +50,7 @@ def paired_outcomes(
     rng = np.random.default_rng(seed)
     r = rng.normal(0.0, 1e-3, n)
     sign = np.sign(r)
-    out: list[dict[str, Any]] = []
+    out: list[Outcome] = []
     for skill, (name, version, role) in (
         (champ_skill, (*champion, "CHAMPION")),
         (chall_skill, (*challenger, "CHALLENGER")),
