@@ -28,7 +28,7 @@ from typing import Any
 from indicators.bar import Bar
 from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
-from schemas.records import FeatureVector
+from schemas.records import FeatureVector, Tick
 from streams.codec import AvroCodec
 from streams.hot_codec import TickDecoder
 from streams.raw_record import RawRecord
@@ -210,7 +210,7 @@ class FeatureEngine:
 
     @staticmethod
     def _dead(
-        record: RawRecord, reason: str, detail: str, now_ms: int, tick: dict[str, Any] | None
+        record: RawRecord, reason: str, detail: str, now_ms: int, tick: Tick | None
     ) -> dict[str, Any]:
         return {
             "source_topic": record.topic,

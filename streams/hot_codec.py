@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from streams.codec import HEADER_SIZE, AvroCodec, Record, get_codec
+from schemas.records import Tick, TickKind
+from streams.codec import HEADER_SIZE, AvroCodec, get_codec
 
 _D = struct.Struct("<d")
 _D6 = struct.Struct("<6d")
@@ -148,7 +149,7 @@ class TickDecoder:
     def __init__(self, codec: AvroCodec | None = None) -> None:
         self.codec = codec or get_codec("Tick")
         fields = {f["name"]: f for f in self.codec.schema["fields"]}
-        self._kinds: tuple[str, ...] = tuple(fields["kind"]["type"]["symbols"])
+        self._kinds: tuple[TickKind, ...] = tuple(fields["kind"]["type"]["symbols"])
         self._header = self.codec.header
 
     @property
@@ -156,16 +157,16 @@ class TickDecoder:
         """The fingerprint of the schema read fast (others go through fastavro)."""
         return self.codec.fingerprint
 
-    def decode(self, payload: bytes) -> Record:
+    def decode(self, payload: bytes) -> Tick:
         """Decode one framed Tick (fast path for the current writer schema)."""
         if type(payload) is bytes and payload[:HEADER_SIZE] == self._header:
             try:
                 return self._body(payload)
             except (Fallback, IndexError, UnicodeDecodeError, struct.error):
                 pass
-        return self.codec.decode(payload)
+        return cast(Tick, self.codec.decode(payload))
 
-    def _body(self, buf: bytes) -> Record:
+    def _body(self, buf: bytes) -> Tick:
         rl = _read_long
         symbol, pos = _read_string(buf, HEADER_SIZE)
         ts, pos = rl(buf, pos)
