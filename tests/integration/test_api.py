@@ -28,7 +28,7 @@ from sinks.redis_table import RedisTable
 from sinks.tables import PREDICTIONS, prepare_tables
 from streams.codec import get_codec
 from streams.topics import apply_topics
-from tests.unit.serving.fakes import FakeRegistry
+from tests.support.serving_fakes import FakeRegistry
 from tickcast.config import Settings
 
 pytestmark = pytest.mark.integration

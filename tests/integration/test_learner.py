@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devtools.synthetic.outcomes import paired_outcomes
 from online_learning.challengers import default_challengers
 from online_learning.checkpoint import (
     latest_checkpoint_id,
@@ -18,7 +19,6 @@ from online_learning.learner_process import LearnerStage
 from online_learning.promotion import PromotionPolicy
 from streams.codec import get_codec
 from streams.raw_record import RawRecord
-from tests.unit.online_learning.helpers import paired_outcomes
 from tickcast.config import Settings
 from tickcast.metrics import Metrics
 

@@ -1,5 +1,8 @@
-"""RedisTable.write_many on a real redis-server: the same keys, values and TTL as the
-separate writes it replaces (which serve as the reference)."""
+"""RedisTable.write_many on a real Redis: the same keys, values and TTL as the separate
+writes it replaces (which serve as the reference).
+
+The comparison runs on the session stack's Redis under the test's key prefix; the script
+cache flush, which would touch every user of a shared server, runs on a private one."""
 
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ import pytest
 from redis.asyncio import Redis
 
 from sinks.redis_table import RedisTable
-from tests.unit.serving.conftest import RedisServer, start_redis
+from tests.support.redis_fault import PrivateRedis
+from tickcast.config import Settings
+
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(Path(tmp_path_factory.mktemp("redis")))
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis").start()
     yield server
     server.stop()
 
@@ -30,14 +36,15 @@ async def _dump(url: str, prefix: str) -> dict[str, tuple[object, int]]:
         await client.aclose()
 
 
-def test_write_many_equals_the_separate_writes(redis_server: RedisServer) -> None:
+def test_write_many_equals_the_separate_writes(settings: Settings) -> None:
+    url, prefix = settings.redis_url, settings.redis_key_prefix
     blobs = {"AAA": b"blob-a", "BBB": b"blob-b"}
     champion = {"AAA": {"value": 0.6, "model": "m"}, "CCC": {"value": 0.4, "model": "m"}}
     challenger = {"AAA": {"value": 0.55, "model": "c"}}
 
     async def write() -> None:
-        one = RedisTable.from_url(redis_server.url, "one:", 600)
-        many = RedisTable.from_url(redis_server.url, "many:", 600)
+        one = RedisTable.from_url(url, f"{prefix}one:", 600)
+        many = RedisTable.from_url(url, f"{prefix}many:", 600)
         await one.write_features(blobs)
         await one.write_predictions(champion)
         await one.write_predictions(challenger, suffix=":challenger")
@@ -47,19 +54,19 @@ def test_write_many_equals_the_separate_writes(redis_server: RedisServer) -> Non
         await many.close()
 
     asyncio.run(write())
-    reference = asyncio.run(_dump(redis_server.url, "one:"))
-    written = asyncio.run(_dump(redis_server.url, "many:"))
+    reference = asyncio.run(_dump(url, f"{prefix}one:"))
+    written = asyncio.run(_dump(url, f"{prefix}many:"))
     assert len(reference) == 5  # 2 feature, 2 champion, 1 challenger keys
     assert {k: v for k, (v, _) in written.items()} == {k: v for k, (v, _) in reference.items()}
     assert all(590 <= ttl <= 600 for _, ttl in written.values())
 
 
-def test_write_many_survives_a_script_cache_flush(redis_server: RedisServer) -> None:
+def test_write_many_survives_a_script_cache_flush(private_redis: PrivateRedis) -> None:
     """A restarted (or flushed) Redis no longer knows the script: the write still lands."""
 
     async def write() -> dict[str, tuple[object, int]]:
-        table = RedisTable.from_url(redis_server.url, "flushed:", 60)
-        admin = Redis.from_url(redis_server.url)
+        table = RedisTable.from_url(private_redis.url, "flushed:", 60)
+        admin = Redis.from_url(private_redis.url)
         try:
             await table.write_many({"AAA": b"first"}, {})
             await admin.script_flush()
@@ -67,7 +74,7 @@ def test_write_many_survives_a_script_cache_flush(redis_server: RedisServer) -> 
         finally:
             await table.close()
             await admin.aclose()
-        return await _dump(redis_server.url, "flushed:")
+        return await _dump(private_redis.url, "flushed:")
 
     written = asyncio.run(write())
     assert {k: v for k, (v, _) in written.items()} == {

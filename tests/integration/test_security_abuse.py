@@ -44,7 +44,7 @@ from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
 from sinks.history import ReadEndpoint
 from sinks.tables import PREDICTIONS, prepare_tables
 from tests.support.ports import free_port
-from tests.unit.serving.fakes import FakeRegistry, RecordingPublisher
+from tests.support.serving_fakes import FakeRegistry, RecordingPublisher
 from tickcast.config import Settings
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,9 @@ import pytest
 import structlog
 
 from serving.audit import sanitize
-from tests.unit.serving.conftest import Api, bearer
+from tests.support.serving_app import Api, bearer
+
+pytestmark = pytest.mark.integration
 
 WRONG_PASSWORD = "Wrong-Password-Do-Not-Log-9f8e"
 

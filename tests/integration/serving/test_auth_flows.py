@@ -19,7 +19,9 @@ from serving.deps import (
     PredictionsReader,
 )
 from serving.security.users import UserError, UserStore, create_user_command
-from tests.unit.serving.conftest import PASSWORD, Api, bearer, make_settings
+from tests.support.serving_app import PASSWORD, Api, bearer, make_settings
+
+pytestmark = pytest.mark.integration
 
 
 async def test_password_grant_issues_access_and_refresh_tokens(api: Api) -> None:
@@ -336,8 +338,8 @@ async def test_roles_to_scopes_enforced_per_endpoint(api: Api) -> None:
                 assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
 
 
-def test_create_user_command(redis_server: Any) -> None:
-    settings = make_settings(redis_server.url)
+def test_create_user_command(redis_url: str) -> None:
+    settings = make_settings(redis_url)
     user = create_user_command(settings, "ops@example.com", "a-very-long-password", "admin")
     assert (user.username, user.role, user.disabled) == ("ops@example.com", "admin", False)
     with pytest.raises(UserError, match="exists"):
@@ -350,13 +352,13 @@ def test_create_user_command(redis_server: Any) -> None:
         create_user_command(settings, "bad name", "a-very-long-password", "viewer")
 
 
-async def test_app_builds_its_own_clients(redis_server: Any) -> None:
+async def test_app_builds_its_own_clients(redis_url: str) -> None:
     """Without injected clients the lifespan builds and closes its own Redis client."""
     import httpx
 
     from serving.main import create_app
 
-    app = create_app(make_settings(redis_server.url))
+    app = create_app(make_settings(redis_url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,12 +13,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from serving.cli import app, token_command, users_app
 from serving.protocol import GuardedHttpToolsProtocol
 from serving.security.tokens import JwtCodec
-from tests.unit.serving.conftest import make_settings
+from tests.support.serving_app import make_settings
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def env(redis_server: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    settings = make_settings(redis_server.url)
+def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    settings = make_settings(redis_url)
     values = {
         "TICKCAST_REDIS_URL": settings.redis_url,
         "TICKCAST_REDIS_KEY_PREFIX": settings.redis_key_prefix,

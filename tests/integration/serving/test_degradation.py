@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from serving.clients import Clients, UnconfiguredStore
 from serving.main import create_app
 from serving.redis_pool import redis_client
 from serving.store import InMemoryLatestStore, Record
-from tests.unit.serving.conftest import Api, bearer, make_settings, running_api, start_redis
+from tests.support.redis_fault import PrivateRedis
+from tests.support.serving_app import Api, bearer, make_settings, running_api
+
+pytestmark = pytest.mark.integration
 
 
 class BrokenStore(InMemoryLatestStore):
@@ -35,7 +39,7 @@ class BrokenStore(InMemoryLatestStore):
 
 
 async def test_503_when_redis_is_killed(tmp_path: Path) -> None:
-    server = start_redis(tmp_path)
+    server = PrivateRedis(tmp_path).start()
     settings = make_settings(server.url, circuit_failures=2, circuit_reset_s=30)
     redis = redis_client(settings)
     store = InMemoryLatestStore()
@@ -74,8 +78,8 @@ async def test_503_when_redis_is_killed(tmp_path: Path) -> None:
         await redis.aclose()
 
 
-async def test_store_failures_open_the_circuit(redis_server: Any, redis: Any) -> None:
-    settings = make_settings(redis_server.url, circuit_failures=3, circuit_reset_s=60)
+async def test_store_failures_open_the_circuit(redis_url: str, redis: Any) -> None:
+    settings = make_settings(redis_url, circuit_failures=3, circuit_reset_s=60)
     store = BrokenStore()
     async for api in running_api(settings, redis, store, time.time):
         token = await api.token("viewer")
@@ -92,8 +96,8 @@ async def test_store_failures_open_the_circuit(redis_server: Any, redis: Any) ->
         assert store.calls == 3
 
 
-async def test_hanging_store_times_out(redis_server: Any, redis: Any) -> None:
-    settings = make_settings(redis_server.url, dependency_timeout_s=0.05)
+async def test_hanging_store_times_out(redis_url: str, redis: Any) -> None:
+    settings = make_settings(redis_url, dependency_timeout_s=0.05)
     store = BrokenStore(hang=True)
     async for api in running_api(settings, redis, store, time.time):
         token = await api.token("viewer")
@@ -103,8 +107,8 @@ async def test_hanging_store_times_out(redis_server: Any, redis: Any) -> None:
         assert store.calls == 1
 
 
-async def test_unconfigured_store_is_503(redis_server: Any, redis: Any) -> None:
-    settings = make_settings(redis_server.url)
+async def test_unconfigured_store_is_503(redis_url: str, redis: Any) -> None:
+    settings = make_settings(redis_url)
     app = create_app(settings, clients=Clients(redis=redis, store=UnconfiguredStore()))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

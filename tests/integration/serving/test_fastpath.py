@@ -23,10 +23,12 @@ from serving.fastpath import bearer_token
 from serving.main import create_app
 from serving.routes import predictions
 from serving.store import InMemoryLatestStore
-from tests.unit.serving.conftest import PASSWORD, RedisServer, make_settings
-from tests.unit.serving.test_routes import NOW
-from tests.unit.serving.test_routes import prediction as base_prediction
+from tests.integration.serving.test_routes import NOW
+from tests.integration.serving.test_routes import prediction as base_prediction
+from tests.support.serving_app import PASSWORD, make_settings
 from tickcast.metrics import Metrics
+
+pytestmark = pytest.mark.integration
 
 MEANINGFUL_HEADERS = ("content-type", "www-authenticate", "retry-after")
 
@@ -109,7 +111,7 @@ def store() -> InMemoryLatestStore:
 
 @pytest.mark.parametrize("ab_enabled", [False, True])
 async def test_fast_path_answers_as_the_fastapi_route(
-    redis_server: RedisServer,
+    redis_url: str,
     redis: Redis,
     store: InMemoryLatestStore,
     ab_enabled: bool,
@@ -126,8 +128,8 @@ async def test_fast_path_answers_as_the_fastapi_route(
     monkeypatch.setattr(predictions, "latest_answer", counted)  # the route's, not the fast path's
     overrides = {"ab_enabled": ab_enabled, "ab_split": 0.5}
     async with (
-        twin(redis_server.url, redis, store, True, **overrides) as fast,
-        twin(redis_server.url, redis, store, False, **overrides) as slow,
+        twin(redis_url, redis, store, True, **overrides) as fast,
+        twin(redis_url, redis, store, False, **overrides) as slow,
     ):
         prefix = fast.app.state.runtime.settings.redis_key_prefix
         token = await tokens(fast.client, redis, prefix)
@@ -173,9 +175,9 @@ async def test_fast_path_answers_as_the_fastapi_route(
 
 
 async def test_rate_limits_and_revocation_hold_on_the_fast_path(
-    redis_server: RedisServer, redis: Redis, store: InMemoryLatestStore
+    redis_url: str, redis: Redis, store: InMemoryLatestStore
 ) -> None:
-    async with twin(redis_server.url, redis, store, True, rate_limit_per_subject=3) as fast:
+    async with twin(redis_url, redis, store, True, rate_limit_per_subject=3) as fast:
         prefix = fast.app.state.runtime.settings.redis_key_prefix
         token = (await tokens(fast.client, redis, prefix))["viewer"]
         headers = {"Authorization": f"Bearer {token}"}
@@ -187,7 +189,7 @@ async def test_rate_limits_and_revocation_hold_on_the_fast_path(
         limited = await fast.client.get("/v1/predictions/AAPL/latest", headers=headers)
         assert int(limited.headers["retry-after"]) >= 1
         assert limited.json()["error"] == "rate_limited"
-    async with twin(redis_server.url, redis, store, True) as fast:
+    async with twin(redis_url, redis, store, True) as fast:
         prefix = fast.app.state.runtime.settings.redis_key_prefix
         token = (await tokens(fast.client, redis, prefix))["viewer"]
         headers = {"Authorization": f"Bearer {token}"}

@@ -16,9 +16,11 @@ from serving.history import HistoryQuery, HistoryQueryError
 from serving.main import create_app
 from serving.store import InMemoryLatestStore
 from sinks.history import Page
-from tests.unit.serving.conftest import Api, bearer
-from tests.unit.serving.fakes import FakeHistory, history_row
+from tests.support.serving_app import Api, bearer
+from tests.support.serving_fakes import FakeHistory, history_row
 from tickcast.config import Settings
+
+pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_000_000
 

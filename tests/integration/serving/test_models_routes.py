@@ -15,9 +15,11 @@ from redis.asyncio import Redis
 from serving.clients import Clients
 from serving.main import create_app
 from serving.store import InMemoryLatestStore
-from tests.unit.serving.conftest import Api, bearer
-from tests.unit.serving.fakes import FakeRegistry, RecordingPublisher
+from tests.support.serving_app import Api, bearer
+from tests.support.serving_fakes import FakeRegistry, RecordingPublisher
 from tickcast.config import Settings
+
+pytestmark = pytest.mark.integration
 
 NAME = "tickcast-direction-h1"
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 import uuid
 
+import pytest
 from redis.asyncio import Redis
 
 from serving.ratelimit import Limit, RateLimiter
-from tests.unit.serving.conftest import Api, bearer, make_settings, running_api
+from tests.support.serving_app import Api, bearer, make_settings, running_api
+
+pytestmark = pytest.mark.integration
 
 
 class Reference:
@@ -93,8 +96,8 @@ async def test_global_limit_spans_subjects_and_refusals_are_not_counted(redis: R
     assert refused.retry_after_s > 0
 
 
-async def test_http_429_with_retry_after(redis_server: object, redis: Redis, store: object) -> None:
-    settings = make_settings(redis_server.url, rate_limit_per_subject=3)  # type: ignore[attr-defined]
+async def test_http_429_with_retry_after(redis_url: str, redis: Redis, store: object) -> None:
+    settings = make_settings(redis_url, rate_limit_per_subject=3)
     async for api in running_api(settings, redis, store, lambda: 0.0):  # type: ignore[arg-type]
         token = await api.token("viewer")
         statuses = [
@@ -112,9 +115,9 @@ async def test_http_429_with_retry_after(redis_server: object, redis: Redis, sto
 
 
 async def test_token_endpoint_limited_per_client_address(
-    redis_server: object, redis: Redis, store: object
+    redis_url: str, redis: Redis, store: object
 ) -> None:
-    settings = make_settings(redis_server.url, rate_limit_auth=2)  # type: ignore[attr-defined]
+    settings = make_settings(redis_url, rate_limit_auth=2)
     async for api in running_api(settings, redis, store, lambda: 0.0):  # type: ignore[arg-type]
         api_typed: Api = api
         codes = [

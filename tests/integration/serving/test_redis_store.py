@@ -19,8 +19,10 @@ from serving.main import create_app
 from serving.redis_store import RedisLatestStore, TtlCache
 from sinks.feature_blob import encode
 from sinks.redis_table import RedisTable
-from tests.unit.serving.conftest import Api, RedisServer, bearer, make_settings
+from tests.support.serving_app import Api, bearer, make_settings
 from tickcast.config import Settings
+
+pytestmark = pytest.mark.integration
 
 NOW_MS = int(time.time() * 1000)
 
@@ -62,8 +64,8 @@ class CountingRedis:
 
 
 @pytest.fixture
-async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, decode_responses=False)
+async def raw(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=False)
     yield client
     await client.aclose()
 
@@ -182,9 +184,9 @@ async def test_loader_failures_reach_every_waiter_and_are_not_cached() -> None:
 
 
 @pytest.fixture
-async def default_api(redis_server: RedisServer, redis: Redis) -> AsyncIterator[Api]:
+async def default_api(redis_url: str, redis: Redis) -> AsyncIterator[Api]:
     """The app as ``tickcast serve`` builds it (default store), A/B on."""
-    settings = make_settings(redis_server.url, ab_enabled=True, ab_split=0.5, api_cache_ttl_s=0)
+    settings = make_settings(redis_url, ab_enabled=True, ab_split=0.5, api_cache_ttl_s=0)
     app = create_app(settings, customize=lambda clients: clients.health_checks.clear())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -237,11 +239,11 @@ async def test_default_app_serves_the_worker_layout_with_ab_arms(
     assert runtime.ab_counter.counts["challenger"] >= 3
 
 
-async def test_feature_cache_hit_rate_is_reported(redis_server: RedisServer) -> None:
+async def test_feature_cache_hit_rate_is_reported(redis_url: str) -> None:
     from serving.redis_store import blob_client
 
     seen: list[tuple[int, int]] = []
-    settings = make_settings(redis_server.url)
+    settings = make_settings(redis_url)
     store = RedisLatestStore(
         blob_client(settings), prefix="hitrate:", ttl_s=60, owned=True,
         on_feature_lookups=lambda hits, total: seen.append((hits, total)),

@@ -9,7 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from serving.clients import Clients
-from tests.unit.serving.conftest import Api, bearer, make_settings, running_api
+from tests.support.serving_app import Api, bearer, make_settings, running_api
+
+pytestmark = pytest.mark.integration
 
 NOW = 1_700_000_000.0
 
@@ -179,8 +181,8 @@ async def test_correlation_id_in_and_out(api: Api) -> None:
     assert entries[-1][1]["correlation_id"] == "trace-1"
 
 
-async def test_readyz_reports_each_dependency(redis_server: Any, redis: Any) -> None:
-    settings = make_settings(redis_server.url)
+async def test_readyz_reports_each_dependency(redis_url: str, redis: Any) -> None:
+    settings = make_settings(redis_url)
 
     async def kafka_ok() -> bool:
         return True
@@ -218,7 +220,7 @@ async def test_readyz_reports_each_dependency(redis_server: Any, redis: Any) -> 
         assert (ready.status_code, ready.json()["status"]) == (200, "ready")
 
 
-async def test_metrics_exposes_the_given_registry(redis_server: Any, redis: Any) -> None:
+async def test_metrics_exposes_the_given_registry(redis_url: str, redis: Any) -> None:
     import httpx
 
     from serving.main import create_app
@@ -226,7 +228,7 @@ async def test_metrics_exposes_the_given_registry(redis_server: Any, redis: Any)
     registry = CollectorRegistry()
     Counter("tickcast_test_events", "a test counter", registry=registry).inc(3)
     clients = Clients(redis=redis, store=None, registry=registry)  # type: ignore[arg-type]
-    app = create_app(make_settings(redis_server.url), clients=clients)
+    app = create_app(make_settings(redis_url), clients=clients)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -258,16 +260,16 @@ async def test_openapi_is_versioned_and_documents_security(api: Api) -> None:
     assert {"401", "403", "404", "422", "429", "503"} <= set(op["responses"])
 
 
-async def test_http_latency_per_route_template_on_metrics(redis_server: Any, redis: Any) -> None:
+async def test_http_latency_per_route_template_on_metrics(redis_url: str, redis: Any) -> None:
     import httpx
 
     from serving.main import create_app
     from serving.store import InMemoryLatestStore
-    from tests.unit.serving.conftest import Api
+    from tests.support.serving_app import Api
     from tickcast.metrics import Metrics
 
     metrics = Metrics(process=False)
-    settings = make_settings(redis_server.url)
+    settings = make_settings(redis_url)
     clients = Clients(redis=redis, store=InMemoryLatestStore(), metrics=metrics)
     app = create_app(settings, clients=clients)
     async with app.router.lifespan_context(app):

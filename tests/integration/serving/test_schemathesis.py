@@ -25,8 +25,10 @@ from serving.clients import Clients
 from serving.main import create_app
 from serving.security.tokens import JwtCodec
 from serving.store import InMemoryLatestStore
-from tests.unit.serving.conftest import make_settings
-from tests.unit.serving.fakes import FakeHistory, FakeRegistry, RecordingPublisher, history_row
+from tests.support.serving_app import make_settings
+from tests.support.serving_fakes import FakeHistory, FakeRegistry, RecordingPublisher, history_row
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = 20
 # No 5xx and no schema violation; invalid data must be refused with a 4xx. (Schema-valid
@@ -42,9 +44,9 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def app_and_token(redis_server: Any) -> tuple[Any, str]:
+def app_and_token(redis_url: str) -> tuple[Any, str]:
     """An app building its own clients (schemathesis runs its lifespan), and an admin token."""
-    config = make_settings(redis_server.url)
+    config = make_settings(redis_url)
     codec = JwtCodec.from_settings(config)
     scopes = (
         "predictions:read", "features:read", "keys:admin", "history:read", "models:read",

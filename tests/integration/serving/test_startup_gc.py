@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.serving.conftest import RedisServer
-
 ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(
@@ -31,13 +29,15 @@ SCRIPT = textwrap.dedent(
     """
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize(("freeze", "frozen"), [(True, True), (False, False)])
 def test_startup_heap_is_frozen_only_in_a_served_process(
-    redis_server: RedisServer, freeze: bool, frozen: bool
+    redis_url: str, freeze: bool, frozen: bool
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, redis_server.url, "1" if freeze else "0"],
+        [sys.executable, "-c", SCRIPT, redis_url, "1" if freeze else "0"],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

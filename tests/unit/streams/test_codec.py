@@ -22,7 +22,7 @@ from streams.codec import (
     schema_names,
     schema_stem,
 )
-from tests.unit.schemas.records import EXAMPLES, STRATEGIES, T0, same
+from tests.support.avro_examples import EXAMPLES, STRATEGIES, T0, same
 from tickcast.errors import SchemaError
 
 STEMS = sorted(EXAMPLES)
