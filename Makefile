@@ -6,9 +6,9 @@ PIP := $(VENV)/bin/pip
 TICKCAST := $(VENV)/bin/tickcast
 PYTHON ?= python3
 
-.PHONY: deps venv system-deps kafka-jars demo test test-unit lint up down doctor clean
+.PHONY: deps venv system-deps kafka-jars console-assets demo test test-unit lint up down doctor clean
 
-deps: system-deps venv kafka-jars
+deps: system-deps venv kafka-jars console-assets
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -23,6 +23,10 @@ venv: $(VENV)/.installed
 
 kafka-jars:
 	@bash infra/kafka/kafka.sh fetch
+
+# The console's chart library from npm (pinned by serving/console/package-lock.json).
+console-assets:
+	@bash serving/console/build_assets.sh
 
 up: deps
 	@$(TICKCAST) up

@@ -52,6 +52,8 @@ def demo_settings(settings: Settings) -> Settings:
             "clickhouse_dsn": f"chdb://{settings.data_dir / 'clickhouse-demo'}",
             "model_name": DEMO_MODEL,
             "clickhouse_read_port": free_port(),
+            # the console's symbol chart draws the closes the sink stored
+            "sink_topics": "ticks,features,predictions,outcomes,drift,model-events",
         }
     )
 
@@ -215,8 +217,11 @@ def history(demo: Settings, console: Console, held_out_ms: int) -> None:
     console.print(table)
 
 
-def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> ServiceProcess:
-    """Start the API on the demo namespace, log in for real, print ready-to-paste curls."""
+def api(
+    demo: Settings, console: Console, symbols: list[str], logs: Path
+) -> tuple[ServiceProcess, str | None]:
+    """Start the API on the demo namespace, log in for real, print ready-to-paste curls; the
+    second value is where the console is and the login that opens it."""
     import secrets
 
     import httpx
@@ -241,7 +246,7 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
         create_user_command(served, "demo-admin", password, "admin")
     except UserError as exc:
         console.print(f"[yellow]cannot create the demo user: {exc}[/]")
-        return server
+        return server, None
 
     token_answer = httpx.post(
         f"{base}/v1/auth/token",
@@ -250,7 +255,7 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
     )
     if token_answer.status_code != 200:
         console.print(f"[yellow]login failed ({token_answer.status_code}); see docs/api.md[/]")
-        return server
+        return server, None
     token = token_answer.json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     latest = httpx.get(f"{base}/v1/predictions/{symbols[0]}/latest", headers=auth, timeout=10)
@@ -277,7 +282,7 @@ def api(demo: Settings, console: Console, symbols: list[str], logs: Path) -> Ser
     lines += [f"curl -s {base}/readyz", f"curl -s {base}/metrics | head"]
     for line in lines:  # unwrapped, so each pastes as one shell line
         console.print(line, soft_wrap=True, markup=False, highlight=False)
-    return server
+    return server, f"{base}/console/ (user demo-admin, password {password})"
 
 
 def _stop_previous_demo(demo: Settings) -> None:
@@ -364,7 +369,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
 
         print_summary(demo, f"http://127.0.0.1:{metrics_port}/metrics", console=console)
         console.rule("4. the API")
-        server = api(demo, console, keep, logs)
+        server, console_login = api(demo, console, keep, logs)
     except BaseException:
         sink.stop()
         raise
@@ -383,4 +388,6 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         f"(pid {sink.proc.pid if sink.proc else '?'}) keep running for the curls above; "
         "`tickcast down` (or the next demo) stops them"
     )
+    if console_login:
+        console.print(f"[bold]open the console:[/] {console_login}", soft_wrap=True)
     return figures

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages tickcast's local stack needs, only those missing.
-# Java 17 and Maven are prerequisites (see README); Redis, Prometheus/promtool and
-# Alertmanager come from Debian's packages.
+# Java 17 and Maven are prerequisites (see README); Redis, Prometheus/promtool,
+# Alertmanager, npm and Chromium (the console's browser tests) come from Debian's packages.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -9,6 +9,10 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# The console: npm builds its assets; the browser tests drive Debian's Chromium.
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

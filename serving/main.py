@@ -13,6 +13,8 @@ from redis.exceptions import RedisError
 from starlette.routing import Route
 
 from serving.clients import Clients, StoreFactory, build_clients, close_clients
+from serving.console.mount import mount_console
+from serving.console.state import ConsoleState
 from serving.fastpath import LatestPredictionFastPath
 from serving.handlers import install_error_handlers
 from serving.middleware import (
@@ -66,11 +68,15 @@ def lifespan(
             # request in flight). Not for apps built in tests: frozen garbage is never freed.
             gc.collect()
             gc.freeze()
+        app.state.console = console = ConsoleState.build(
+            settings, runtime.clients.redis, runtime.redis_breaker
+        )
         flusher = asyncio.create_task(runtime.audit.flush_periodically())
         try:
             yield
         finally:
             flusher.cancel()
+            await console.close()
             await runtime.audit.flush(everything=True)  # the summaries of sampled floods
             if built.owned:
                 await close_clients(built)
@@ -113,6 +119,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(api_router)
     app.router.routes.append(Route("/metrics", health.MetricsEndpoint(), include_in_schema=False))
+    if settings.console_enabled:
+        mount_console(app)
     return app
 
 

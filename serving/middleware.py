@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.console.sessions import COOKIE
 from serving.errors import retry_after_header
 from serving.responses import OrjsonResponse
 from tickcast.logging import new_correlation_id
@@ -248,6 +249,15 @@ class ClientAddressMiddleware:
 
 #: Paths any number of unauthenticated callers may ask for (probes and the scraper).
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+#: The console's static files: served from memory-mapped files, no Redis, no budget.
+EXEMPT_PREFIXES = ("/console/static/",)
+
+
+def has_console_cookie(scope: Scope) -> bool:
+    """Whether the request carries a console session cookie (valid or not: an invalid one
+    is counted against the failure budget by the console)."""
+    marker = COOKIE.encode() + b"="
+    return any(name == b"cookie" and marker in value for name, value in scope.get("headers", ()))
 
 
 def has_bearer(scope: Scope) -> bool:
@@ -273,7 +283,13 @@ class AnonymousLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or has_bearer(scope):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in EXEMPT_PATHS
+            or scope["path"].startswith(EXEMPT_PREFIXES)
+            or has_bearer(scope)
+            or has_console_cookie(scope)
+        ):
             await self.app(scope, receive, send)
             return
         runtime = getattr(scope["app"].state, "runtime", None)

@@ -313,6 +313,23 @@ class RedisLatestStore:
             self._on_feature_lookups(self.feature_hits, self.feature_lookups)
         return out
 
+    async def read_now(self, symbol: str) -> tuple[Record | None, Record | None]:
+        """The champion's prediction and the features of ``symbol`` read from Redis now, in
+        one ``MGET``, past the cache (the console's live channel: the worker just said it
+        wrote them, so a cached copy would be the one before)."""
+        payloads = await self._redis.mget([self.prediction_key(symbol), self.feature_key(symbol)])
+        read_at = self._now_ms()
+        features = payloads[1]
+        return (
+            prediction_record(payloads[0], read_at=read_at),
+            features_record(
+                features if isinstance(features, bytes) else None,
+                names=self.feature_names,
+                version=self.feature_set_version,
+                read_at=read_at,
+            ),
+        )
+
     async def ping(self) -> bool:
         """Whether Redis answers (for ``/readyz``)."""
         return bool(await self._redis.ping())

@@ -303,3 +303,68 @@ def psi_by_feature_week(
         GROUP BY feature, week
         ORDER BY week, feature"""
     return _rows(client, sql, {"symbol": symbol, "start_ms": start_ms, "end_ms": end_ms})
+
+
+def price_bars(
+    client: Client, database: str, symbol: str, start_ms: int, end_ms: int, *, limit: int = 5000
+) -> list[Row]:
+    """A symbol's closes in ``[start_ms, end_ms)``, oldest first (at most ``limit``, the latest)."""
+    sql = f"""
+        SELECT ts_ms, close FROM (
+            SELECT toUnixTimestamp64Milli(ts) AS ts_ms, close
+            FROM {database}.ticks FINAL
+            WHERE symbol = %(symbol)s AND ts >= fromUnixTimestamp64Milli(%(start_ms)s)
+              AND ts < fromUnixTimestamp64Milli(%(end_ms)s)
+            ORDER BY ts DESC LIMIT %(limit)s)
+        ORDER BY ts_ms"""
+    params = {"symbol": symbol, "start_ms": start_ms, "end_ms": end_ms, "limit": limit}
+    return _rows(client, sql, params)
+
+
+def champion_series(
+    client: Client, database: str, symbol: str, start_ms: int, end_ms: int, *, limit: int = 5000
+) -> list[Row]:
+    """The champion's predictions of a symbol in ``[start_ms, end_ms)`` with their outcomes
+    where known (``hit`` null until the bar at t+h arrived), oldest first, live rows only."""
+    sql = f"""
+        SELECT ts_ms, prob_up, expected_return, model_name, model_version, hit, realized_return
+        FROM (
+            SELECT toUnixTimestamp64Milli(p.ts) AS ts_ms, p.prob_up AS prob_up,
+                   p.expected_return AS expected_return, p.model_name AS model_name,
+                   p.model_version AS model_version, o.hit AS hit,
+                   o.realized_return AS realized_return
+            FROM {database}.predictions AS p FINAL
+            LEFT JOIN (SELECT * FROM {database}.outcomes FINAL WHERE run_id = ''
+                       AND symbol = %(symbol)s) AS o
+              ON o.symbol = p.symbol AND o.ts = p.ts AND o.horizon = p.horizon
+             AND o.model_name = p.model_name AND o.model_version = p.model_version
+            WHERE p.run_id = '' AND p.role = 'CHAMPION' AND p.symbol = %(symbol)s
+              AND p.ts >= fromUnixTimestamp64Milli(%(start_ms)s)
+              AND p.ts < fromUnixTimestamp64Milli(%(end_ms)s)
+            ORDER BY p.ts DESC LIMIT %(limit)s)
+        ORDER BY ts_ms"""
+    params = {"symbol": symbol, "start_ms": start_ms, "end_ms": end_ms, "limit": limit}
+    return _rows(client, sql, params)
+
+
+def drift_grid(client: Client, database: str, *, windows: int = 24) -> list[Row]:
+    """PSI, KS and level per feature for the latest ``windows`` event-time windows (all
+    symbols pooled, ``symbol = ''``), oldest window first."""
+    sql = f"""
+        SELECT feature, toUnixTimestamp64Milli(window_start) AS window_ms, psi, ks, n, level
+        FROM {database}.drift FINAL
+        WHERE symbol = '' AND window_start IN (
+            SELECT DISTINCT window_start FROM {database}.drift FINAL WHERE symbol = ''
+            ORDER BY window_start DESC LIMIT %(windows)s)
+        ORDER BY window_ms, feature"""
+    return _rows(client, sql, {"windows": windows})
+
+
+def model_events(client: Client, database: str, *, limit: int = 50) -> list[Row]:
+    """The latest model events (promotions, rollbacks, refusals, checkpoints), newest first."""
+    sql = f"""
+        SELECT event_type, model_name, version, from_version, role, reason, actor,
+               toUnixTimestamp64Milli(ts) AS ts_ms
+        FROM {database}.model_events FINAL
+        ORDER BY ts DESC LIMIT %(limit)s"""
+    return _rows(client, sql, {"limit": limit})

@@ -11,6 +11,9 @@ Keys (``<prefix>`` is ``TICKCAST_REDIS_KEY_PREFIX``)::
                                             lost them: rebuild)
     <prefix>model-metrics                   the learner's evaluation snapshot (JSON)
     <prefix>model-test                      the learner's champion/challenger test (JSON)
+    <prefix>updates                         pub/sub channel: once per micro-batch, the JSON
+                                            {"symbols": [...]} the worker just wrote (the
+                                            console's live pages listen)
 
 >>> feature_key("tc:", "AAPL"), prediction_key("tc:", "AAPL", CHALLENGER)
 ('tc:features:AAPL', 'tc:prediction:AAPL:challenger')
@@ -28,6 +31,7 @@ SUFFIXES = (CHAMPION, CHALLENGER)
 
 MODEL_METRICS = "model-metrics"
 MODEL_TEST = "model-test"
+UPDATES = "updates"
 
 
 def feature_key(prefix: str, symbol: str) -> str:
@@ -61,16 +65,23 @@ def model_test_key(prefix: str) -> str:
     return f"{prefix}{MODEL_TEST}"
 
 
+def updates_channel(prefix: str) -> str:
+    """The pub/sub channel on which the worker names the symbols of each written batch."""
+    return f"{prefix}{UPDATES}"
+
+
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "MODEL_METRICS",
     "MODEL_TEST",
     "SUFFIXES",
+    "UPDATES",
     "feature_key",
     "model_metrics_key",
     "model_test_key",
     "prediction_key",
+    "updates_channel",
     "view_key",
     "view_pattern",
 ]

@@ -17,12 +17,14 @@ import redis.asyncio as aioredis
 from sinks import redis_keys
 from sinks.feature_blob import FeatureBlob, decode
 
-#: SET every KEYS[i] to ARGV[i + 1] with the TTL ARGV[1] (seconds), in one command.
+#: SET every KEYS[i] to ARGV[i + 3] with the TTL ARGV[1] (seconds), then PUBLISH ARGV[3] on
+#: the channel ARGV[2] (the console's live pages listen), in one command.
 _SET_MANY = """
 local ttl = ARGV[1]
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl)
+  redis.call('SET', KEYS[i], ARGV[i + 3], 'EX', ttl)
 end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return #KEYS
 """
 
@@ -34,6 +36,7 @@ class RedisTable:
         self.client = client
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.updates_channel = redis_keys.updates_channel(prefix)
         self._set_many = client.register_script(_SET_MANY)
 
     @classmethod
@@ -112,17 +115,22 @@ class RedisTable:
         the SETs (about 1 µs each) atomically, so the serving API waits at most that long.
         Same keys, values and TTL as :meth:`write_features` and :meth:`write_predictions`
         (checked against them on a real server); a single Redis, not a cluster, is assumed.
+        The same command publishes the batch's symbols on :func:`sinks.redis_keys.updates_channel`.
         """
         keys: list[str] = []
-        args: list[bytes | int] = [self.ttl_s]
+        values: list[bytes] = []
+        symbols = set(blobs)
         for symbol, blob in blobs.items():
             keys.append(self.feature_key(symbol))
-            args.append(blob)
+            values.append(blob)
         for suffix, records in predictions.items():
+            symbols.update(records)
             for symbol, record in records.items():
                 keys.append(redis_keys.prediction_key(self.prefix, symbol, suffix))
-                args.append(orjson.dumps(record))
+                values.append(orjson.dumps(record))
         if keys:
+            notice = orjson.dumps({"symbols": sorted(symbols)})
+            args: list[bytes | int | str] = [self.ttl_s, self.updates_channel, notice, *values]
             await self._set_many(keys=keys, args=args)
 
     async def read_features(self, symbols: Sequence[str]) -> dict[str, FeatureBlob | None]:

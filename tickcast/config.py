@@ -293,6 +293,26 @@ class Settings(BaseSettings):
         1024, ge=1, description="Connections + requests per API worker beyond which uvicorn "
         "answers 503.",
     )  # fmt: skip
+    console_enabled: bool = Field(True, description="Serve the web console under /console.")
+    console_idle_timeout_s: int = Field(
+        1800, ge=60, le=86400, description="A console session ends after this long unused."
+    )
+    console_session_max_s: int = Field(
+        12 * 3600, ge=300, le=7 * 86400, description="A console session ends after this long "
+        "whatever its use (then log in again).",
+    )  # fmt: skip
+    console_secure_cookie: Literal["auto", "always", "never"] = Field(
+        "auto", description="Secure flag of the console cookie: auto = when the request came "
+        "over https (or a trusted proxy says it did).",
+    )  # fmt: skip
+    worker_metrics_url: str = Field(
+        "http://127.0.0.1:9101/metrics", description="Where the console's stream page reads "
+        "the worker's throughput, dead letters and dependency state.",
+    )  # fmt: skip
+    backtest_reports_dir: Path | None = Field(
+        None, description="Folder of backtest reports the console lists; default "
+        "<data_dir>/backtests.",
+    )  # fmt: skip
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

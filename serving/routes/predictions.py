@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import structlog
@@ -9,11 +10,15 @@ from fastapi import APIRouter, Path
 
 from online_learning.ab import Arm, assign
 from serving.deps import PredictionsReader, RuntimeDep
-from serving.errors import NotFound, ServiceUnavailable
+from serving.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from serving.freshness import MalformedRecord, prediction_public
 from serving.runtime import Runtime
 from serving.schemas.common import PROTECTED, SYMBOL_PATTERN, error_responses
-from serving.schemas.predictions import PredictionPublic
+from serving.schemas.predictions import (
+    PredictionPublic,
+    PredictionsBatchPublic,
+    PredictionsBatchRequest,
+)
 from serving.security.service import Principal
 from serving.store import Record
 
@@ -78,3 +83,30 @@ async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> 
         public.arm = arm
         public.note = note
     return public
+
+
+@router.post(":batch", response_model=PredictionsBatchPublic, responses=error_responses(*PROTECTED))
+async def batch_predictions(
+    body: PredictionsBatchRequest, _: PredictionsReader, runtime: RuntimeDep
+) -> PredictionsBatchPublic:
+    """The champion's latest predictions of up to ``batch_max_symbols`` symbols in one call
+    (the same limits as the features batch; A/B arms apply to single look-ups only)."""
+    symbols = list(dict.fromkeys(body.symbols))
+    cap = runtime.settings.batch_max_symbols
+    if len(symbols) > cap:
+        raise PayloadTooLarge(f"at most {cap} symbols per batch", code="too_many_symbols")
+    records = await asyncio.gather(*(runtime.store.get_prediction(s) for s in symbols))
+    now, stale = runtime.clients.clock(), runtime.settings.stale_after_s
+    out: dict[str, PredictionPublic | None] = {}
+    for symbol, record in zip(symbols, records, strict=True):
+        try:
+            out[symbol] = (
+                None
+                if record is None
+                else prediction_public(symbol, record, now_s=now, stale_after_s=stale)
+            )
+        except MalformedRecord as exc:
+            log.error("malformed_store_record", symbol=symbol, reason=str(exc))
+            raise ServiceUnavailable("store returned a malformed record", retry_after_s=1) from None
+    missing = [symbol for symbol, value in out.items() if value is None]
+    return PredictionsBatchPublic(predictions=out, missing=missing)

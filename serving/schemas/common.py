@@ -68,3 +68,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 #: Errors any authenticated endpoint may answer.
 PROTECTED = (400, 401, 403, 413, 422, 429, 503)
+
+#: The schema's own cap of batch look-ups bounds parsing work; the configured cap (413) is lower.
+HARD_MAX_BATCH = 10_000

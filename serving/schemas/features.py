@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from serving.schemas.common import Symbol
+from serving.schemas.common import HARD_MAX_BATCH, Symbol
 
 
 class FeaturesPublic(BaseModel):
@@ -25,10 +25,6 @@ class FeaturesPublic(BaseModel):
     )
     age_s: float = Field(description="Seconds from event time to now.")
     stale: bool = Field(description="age_s is beyond the configured stale_after_s.")
-
-
-# The schema's own cap bounds parsing work; the configured cap (413) is usually lower.
-HARD_MAX_BATCH = 10_000
 
 
 class FeaturesBatchRequest(BaseModel):

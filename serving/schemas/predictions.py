@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from serving.schemas.common import HARD_MAX_BATCH, Symbol
+
 
 class PredictionBase(BaseModel):
     """A model's latest prediction for a symbol."""
@@ -69,3 +71,17 @@ class HistoryPage(BaseModel):
     end: int = Field(description="Range end, epoch ms (exclusive).")
     rows: list[HistoryRow]
     next_cursor: str | None = Field(None, description="Null on the last page.")
+
+
+class PredictionsBatchRequest(BaseModel):
+    """Symbols to look up (duplicates are answered once)."""
+
+    symbols: list[Symbol] = Field(min_length=1, max_length=HARD_MAX_BATCH)
+
+
+class PredictionsBatchPublic(BaseModel):
+    """The champion's latest prediction per symbol (null when there is none) and the symbols
+    without one. A/B arms apply to single look-ups only."""
+
+    predictions: dict[str, PredictionPublic | None]
+    missing: list[str]

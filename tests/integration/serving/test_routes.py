@@ -324,3 +324,45 @@ async def test_cached_check_runs_once_and_reports_the_failure() -> None:
     health = clickhouse_health(settings)
     assert (health.component, health.ok) == ("clickhouse", False)
     assert "tickcast sink run" in health.hint
+
+
+async def test_predictions_batch_answers_each_symbol_once_with_the_missing_listed(
+    api: Api, viewer: str
+) -> None:
+    api.store.put_prediction("AAPL", prediction(5.0))
+    api.store.put_prediction("MSFT", {**prediction(70.0), "symbol": "MSFT"})
+    batch = await api.client.post(
+        "/v1/predictions:batch",
+        json={"symbols": ["AAPL", "MSFT", "ZZZ", "AAPL"]},
+        headers=bearer(viewer),
+    )
+    assert batch.status_code == 200
+    body = batch.json()
+    assert list(body["predictions"]) == ["AAPL", "MSFT", "ZZZ"]
+    assert body["predictions"]["AAPL"]["value"] == 0.0123
+    assert body["predictions"]["AAPL"]["stale"] is False
+    assert body["predictions"]["MSFT"]["stale"] is True
+    assert body["predictions"]["ZZZ"] is None
+    assert body["missing"] == ["ZZZ"]
+    cap = api.settings.batch_max_symbols
+    over = await api.client.post(
+        "/v1/predictions:batch",
+        json={"symbols": [f"S{i}" for i in range(cap + 1)]},
+        headers=bearer(viewer),
+    )
+    assert over.status_code == 413
+    assert over.json()["error"] == "too_many_symbols"
+    bad = await api.client.post(
+        "/v1/predictions:batch", json={"symbols": ["a;DROP"]}, headers=bearer(viewer)
+    )
+    assert bad.status_code == 422
+    anonymous = await api.client.post("/v1/predictions:batch", json={"symbols": ["AAPL"]})
+    assert anonymous.status_code == 401
+
+
+async def test_predictions_batch_with_a_malformed_record_is_503(api: Api, viewer: str) -> None:
+    api.store.put_prediction("AAPL", {"event_time": "yesterday", "model": "m"})
+    batch = await api.client.post(
+        "/v1/predictions:batch", json={"symbols": ["AAPL"]}, headers=bearer(viewer)
+    )
+    assert batch.status_code == 503

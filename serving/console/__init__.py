@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages beside the API, same auth, same origin."""
