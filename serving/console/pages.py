@@ -38,6 +38,18 @@ from tickcast.errors import RequestError
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def utc(ms: object, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """Epoch milliseconds as UTC text (``–`` for nothing)."""
+    from datetime import UTC, datetime
+
+    if not isinstance(ms, int | float) or isinstance(ms, bool):
+        return "–"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime(fmt)
+
+
+templates.env.filters["utc"] = utc
 router = APIRouter(prefix="/console", include_in_schema=False)
 log = structlog.get_logger("serving.console")
 

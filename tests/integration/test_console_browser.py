@@ -233,3 +233,18 @@ def test_pages_stay_within_their_weight(console: Pipeline) -> None:
         assert answer.status_code == 200, path
         total += len(answer.content)
     assert total < 120_000, total
+
+
+def test_an_admin_action_is_confirmed_and_answered_on_the_page(
+    console: Pipeline, browser: WebDriver
+) -> None:
+    login(browser, console.base, "ann", "/console/models")
+    button = browser.find_element(By.CSS_SELECTOR, "button[data-action=rollback]")
+    button.click()  # not confirmed: the browser keeps the form (the box is required)
+    assert "notice" not in browser.current_url
+    browser.find_element(By.CSS_SELECTOR, "input[name=confirm]").click()
+    browser.find_element(By.CSS_SELECTOR, "button[data-action=rollback]").click()
+    notice = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, ".notice"))
+    # one version only: nothing to roll back to, refused by the API's own rule, audited
+    assert "rollback refused" in notice.text
+    assert browser.find_elements(By.CSS_SELECTOR, "button[data-action=rollback]")

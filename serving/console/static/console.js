@@ -8,7 +8,6 @@
 
   const utc = (ms) => (ms ? new Date(Number(ms)).toISOString().replace("T", " ").slice(0, 19) : "–");
   const fmt = (v, digits) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
-  document.querySelectorAll("[data-ms]").forEach((el) => { if (el.dataset.ms) el.textContent = utc(el.dataset.ms); });
 
   function show(latest) {
     const p = latest.prediction;
