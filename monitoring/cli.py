@@ -21,7 +21,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tickcast.config import Settings, load_settings
+from tickcast.command import settings
+from tickcast.config import Settings
 
 #: Default refresh of ``--watch`` and of ``--serve`` (seconds).
 WATCH_INTERVAL_S = 2.0
@@ -38,14 +39,8 @@ lag_app = typer.Typer(
 
 def _settings(service: bool) -> Settings:
     """Settings, with JSON logs for a long-running exporter and quiet console logs otherwise."""
-    from tickcast.logging import configure_logging
-
-    loaded = load_settings()
-    if service:
-        configure_logging(loaded.log_level, json=loaded.log_json)
-    else:
-        level = "WARNING" if loaded.log_level.upper() == "INFO" else loaded.log_level
-        configure_logging(level, json=False)
+    loaded = settings(service)
+    if not service:
         # librdkafka's reconnect chatter would bury the one-line broker error a person needs
         logging.getLogger(RDKAFKA_LOGGER).setLevel(logging.CRITICAL)
     return loaded
