@@ -79,8 +79,10 @@ def render_config(
     *,
     scrape_interval_s: float = 1.0,
     evaluation_interval_s: float | None = None,
+    alertmanagers: Sequence[str] = (),
 ) -> str:
-    """A Prometheus configuration scraping ``{job: [host:port, ...]}`` at ``scrape_interval_s``.
+    """A Prometheus configuration scraping ``{job: [host:port, ...]}`` at ``scrape_interval_s``
+    and sending firing alerts to ``alertmanagers`` (``host:port``).
 
     >>> cfg = yaml.safe_load(render_config({"worker": ["127.0.0.1:9101"]}))
     >>> cfg["scrape_configs"][0]["job_name"], cfg["global"]["scrape_interval"]
@@ -100,6 +102,10 @@ def render_config(
             for job, addresses in targets.items()
         ],
     }
+    if alertmanagers:
+        doc["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -121,7 +127,9 @@ class PrometheusRunner:
         port: int | None = None,
         workdir: Path | None = None,
         binary: str | None = None,
+        alertmanagers: Sequence[str] = (),
     ) -> None:
+        self.alertmanagers = list(alertmanagers)
         self.targets = {
             job: [addr] if isinstance(addr, str) else list(addr) for job, addr in targets.items()
         }
@@ -148,7 +156,12 @@ class PrometheusRunner:
             rule_files.append(copy)
         config = self.workdir / "prometheus.yml"
         config.write_text(
-            render_config(self.targets, rule_files, scrape_interval_s=self.scrape_interval_s)
+            render_config(
+                self.targets,
+                rule_files,
+                scrape_interval_s=self.scrape_interval_s,
+                alertmanagers=self.alertmanagers,
+            )
         )
         return config
 
