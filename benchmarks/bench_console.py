@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from devtools.browser import chromium
 from devtools.pipeline import PASSWORD, Pipeline, pipeline
 from devtools.synthetic.bars import random_walk_bars
 from streams.codec import get_codec
@@ -59,23 +60,6 @@ def _bars(symbols: int, n: int) -> pd.DataFrame:
     ]
     frame = pd.concat(frames)
     return frame.sort_values(["ts_ms", "symbol"], kind="stable").reset_index(drop=True)
-
-
-def _browser() -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1366,900",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
 
 
 def _login(driver: Any, base: str) -> None:
@@ -180,15 +164,12 @@ def main() -> None:
             return answer.status_code == 200 and bool(answer.json()["rows"])
 
         running.wait("predictions in ClickHouse", stored, 300)
-        driver = _browser()
-        try:
+        with chromium() as driver:
             _login(driver, running.base)
             cookie = driver.get_cookie("tickcast_console")["value"]
             weights = _weights(running, cookie)
             render = _first_render(driver, running.base, args.loads)
             latencies = _live(driver, running, int(frame["ts_ms"].max()), args.ticks)
-        finally:
-            driver.quit()
     result = {
         "page_bytes": weights,
         "first_render": render,

@@ -9,11 +9,15 @@ every state-changing form carries the session's CSRF token and must come from th
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -123,13 +127,10 @@ def _harden(response: HTMLResponse) -> HTMLResponse:
 async def current_session(request: Request) -> ConsoleSession:
     """The console session of the request's cookie, counted against the user's limits."""
     runtime = _runtime(request)
-    try:
-        session = await _console(request).sessions.load(request.cookies.get(COOKIE))
-        revoked = session is not None and await runtime.auth.sessions.is_revoked(
-            jti="console", sid=session.sid
-        )
-    except DependencyUnavailable:
-        raise
+    session = await _console(request).sessions.load(request.cookies.get(COOKIE))
+    revoked = session is not None and await runtime.auth.sessions.is_revoked(
+        jti="console", sid=session.sid
+    )
     if session is None or revoked:
         if request.cookies.get(COOKIE):  # a stale or forged cookie spends the failure budget
             address = request.client.host if request.client else "unknown"
@@ -164,8 +165,6 @@ def _csrf(session: ConsoleSession, request: Request, token: str | None) -> None:
 @router.get("/login")
 async def login_form(request: Request, next: str = "/console/symbols") -> Response:
     """The login form (a login-CSRF token in a cookie and in the form)."""
-    import secrets
-
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", csrf=token, next=_safe_next(next), error=None)
     response.set_cookie(
@@ -188,8 +187,6 @@ async def login(
     next: Annotated[str, Form(max_length=256)] = "/console/symbols",
 ) -> Response:
     """Check the user's password (the API's throttles apply) and start a session."""
-    import hmac
-
     runtime = _runtime(request)
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf) or not _same_origin(request):
@@ -248,8 +245,6 @@ async def symbols(
     """Jump to a symbol, or list the symbols the worker keeps features for."""
     wanted = q.strip().upper()
     if wanted:
-        import re
-
         if re.fullmatch(SYMBOL_PATTERN, wanted):
             return RedirectResponse(f"/console/symbols/{wanted}", status_code=303)
         return render(request, "symbols.html", 400, symbols=[], query=q,
@@ -293,8 +288,6 @@ async def symbol_page(
     days: Annotated[int, Query(ge=1, le=3650)] = 365,
 ) -> Response:
     """The latest prediction and features, live, and the history chart."""
-    import re
-
     if not re.fullmatch(SYMBOL_PATTERN, symbol):
         return render(request, "symbols.html", 400, symbols=[], query=symbol,
                       error=f"{symbol!r} is not a symbol")  # fmt: skip
@@ -400,8 +393,6 @@ async def models_action(
         notice = f"{action} done: {name} version {result.event.version}"
     except ApiError as exc:
         notice = f"{action} refused: {exc.description}"
-    from urllib.parse import quote
-
     return RedirectResponse(f"/console/models?notice={quote(notice[:300])}", 303)
 
 

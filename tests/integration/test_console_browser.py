@@ -16,12 +16,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devtools.browser import chromium
 from devtools.pipeline import PASSWORD, Pipeline, pipeline
 from streams.codec import get_codec
 from streams.producer import BatchProducer
 from streams.replay import publish
 from tests.support.bars import make_bars
-from tests.support.browser import chromium
 from tickcast.config import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.integration

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from serving.console.live import QUEUE_SIZE, LiveFeed
 from serving.console.sessions import ConsoleSessions
 from sinks.redis_keys import updates_channel
 from sinks.redis_table import RedisTable
+from tests.support.redis_fault import PrivateRedis
 from tickcast.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -84,3 +86,27 @@ def test_a_slow_watcher_keeps_only_the_latest_notices() -> None:
     assert feed.deliver(json.dumps({"symbols": "AAPL"})) == 0
     feed.unwatch("AAPL", queue)
     assert feed.watchers == {}
+
+
+async def test_the_live_feed_subscribes_again_after_redis_restarts_empty(
+    tmp_path: Path, settings: Settings
+) -> None:
+    server = PrivateRedis(tmp_path).start()
+    listener = Redis.from_url(server.url)
+    feed = LiveFeed(listener, updates_channel(settings.redis_key_prefix))
+    queue = feed.watch("AAPL")
+    table = RedisTable.from_url(server.url, settings.redis_key_prefix, 60)
+    try:
+        await asyncio.wait_for(feed.connected.wait(), 10)
+        server.stop()  # the subscription is lost with the server
+        await asyncio.sleep(0.5)
+        assert not feed.connected.is_set()
+        server.start()  # back, empty: no subscriber until the feed subscribes again
+        await asyncio.wait_for(feed.connected.wait(), 15)
+        await table.write_many({"AAPL": b"blob"}, {})
+        assert await asyncio.wait_for(queue.get(), 5) == "AAPL"
+    finally:
+        await table.close()
+        await feed.close()
+        await listener.aclose()
+        server.stop()

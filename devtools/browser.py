@@ -1,4 +1,5 @@
-"""Debian's Chromium driven by Selenium through Debian's chromedriver (no driver download)."""
+"""Debian's Chromium driven by Selenium through Debian's chromedriver (no driver download):
+the console's browser tests and its benchmark."""
 
 from __future__ import annotations
 
@@ -6,21 +7,21 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+from tickcast.errors import DependencyError
 
 
 @contextmanager
 def chromium(width: int = 1366, height: int = 900) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium; fails (never skips) when the packages are missing."""
-    binary = shutil.which("chromium") or CHROMIUM
-    driver_path = shutil.which("chromedriver") or CHROMEDRIVER
-    if not shutil.which(binary) or not shutil.which(driver_path):
-        pytest.fail("chromium and chromium-driver are needed: make deps installs them")
+    """A headless Chromium; :class:`DependencyError` when the packages are missing."""
+    binary = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        raise DependencyError(
+            "chromium", "chromium and chromium-driver are not installed", "run make deps"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
