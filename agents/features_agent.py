@@ -110,8 +110,12 @@ def register_feature_agent(app: faust.App, stage: FeatureStage) -> FeatureStage:
             if streams and stage.commit_due():
                 try:
                     await stage.checkpoint(commit, full=True)
-                except Exception as exc:  # any failure ends the process
+                except BatchAbandoned:  # revoked while it waited: nothing committed, as a batch
+                    log.warning("checkpoint abandoned: partitions revoked")
+                except Exception as exc:  # any other failure ends the process
                     _die(exc)
+                finally:
+                    stage.guard.abandoned = False
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*_: Any, **__: Any) -> None:
