@@ -152,6 +152,26 @@ class ModelEvent(TypedDict):
     correlation_id: NotRequired[str | None]
 
 
+class MacroObservation(TypedDict):
+    """``io.tickcast.v1.MacroObservation``: one published value of a macro series."""
+
+    series_id: str
+    value: float
+    reference_period: str
+    published_at: int
+    source: str
+
+
+class NewsItem(TypedDict):
+    """``io.tickcast.v1.NewsItem``: a headline about one or more symbols."""
+
+    symbols: list[str]
+    headline: str
+    source: str
+    published_at: int
+    id: NotRequired[str | None]
+
+
 RECORD_TYPES: dict[str, type] = {
     "tick": Tick,
     "dead_letter": DeadLetter,
@@ -160,4 +180,6 @@ RECORD_TYPES: dict[str, type] = {
     "outcome": Outcome,
     "drift_stat": DriftStat,
     "model_event": ModelEvent,
+    "macro_observation": MacroObservation,
+    "news_item": NewsItem,
 }

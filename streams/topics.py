@@ -47,6 +47,8 @@ PREDICTIONS = "predictions"
 OUTCOMES = "outcomes"
 DRIFT = "drift"
 MODEL_EVENTS = "model-events"
+MACRO = "macro"
+NEWS = "news"
 #: Logical topics the code relies on; the spec must declare each of them.
 REQUIRED_TOPICS: tuple[str, ...] = (
     TICKS,

@@ -111,6 +111,20 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "ts": T0,
         "correlation_id": None,
     },
+    "macro_observation": {
+        "series_id": "GDPC1",
+        "value": 14_355.6,
+        "reference_period": "2009-07-01",
+        "published_at": 1_256_817_600_000,  # 2009-10-29T12:00Z, the advance estimate
+        "source": "fred:GDPC1",
+    },
+    "news_item": {
+        "symbols": ["AAPL", "MSFT"],
+        "headline": "Apple and Microsoft beat estimates",
+        "source": "fixture",
+        "published_at": T0,
+        "id": None,
+    },
 }
 
 _ts = st.integers(min_value=0, max_value=4_102_444_800_000)  # up to 2100-01-01
@@ -267,6 +281,24 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "actor": _text,
             "ts": _ts,
             "correlation_id": _opt_text,
+        }
+    ),
+    "macro_observation": st.fixed_dictionaries(
+        {
+            "series_id": _text,
+            "value": _any_float,
+            "reference_period": _text,
+            "published_at": _ts,
+            "source": _text,
+        }
+    ),
+    "news_item": st.fixed_dictionaries(
+        {
+            "symbols": st.lists(_text, max_size=4),
+            "headline": _text,
+            "source": _text,
+            "published_at": _ts,
+            "id": _opt_text,
         }
     ),
 }

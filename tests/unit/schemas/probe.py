@@ -26,6 +26,7 @@ def _value(kind: str, name: str, i: int, symbols: tuple[str, ...]) -> Any:
         "boolean": True,
         "enum": symbols[-1] if symbols else None,
         "array<double>": [i + 0.5, i + 1.5],
+        "array<string>": [f"{name}-{i}", f"{name}-{i}b"],
         "map<double>": {name: i + 0.75},
         "map<string>": {name: f"{name}-{i}"},
     }

@@ -21,6 +21,7 @@ PYTHON: dict[str, Any] = {
     "double": float,
     "boolean": bool,
     "array<double>": list[float],
+    "array<string>": list[str],
     "map<double>": dict[str, float],
     "map<string>": dict[str, str],
 }

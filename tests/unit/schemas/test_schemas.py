@@ -18,7 +18,9 @@ EXPECTED = {
     "dead_letter": "DeadLetter",
     "drift_stat": "DriftStat",
     "feature_vector": "FeatureVector",
+    "macro_observation": "MacroObservation",
     "model_event": "ModelEvent",
+    "news_item": "NewsItem",
     "outcome": "Outcome",
     "prediction": "Prediction",
     "tick": "Tick",
@@ -29,12 +31,14 @@ PINNED_FINGERPRINTS = {
     "dead_letter": "ddb6776f1d1e31ee",
     "drift_stat": "d66477c3eed86f5f",
     "feature_vector": "329689d40f2c2e60",
+    "macro_observation": "9a0c38e910a81ed5",
     "model_event": "d4481c9c2c3bdf07",
+    "news_item": "6e0da0f3c858259b",
     "outcome": "6a3445b26b1af59b",
     "prediction": "a5d42a513bb672ea",
     "tick": "3f491c832fd3e256",
 }
-TIMESTAMP_FIELDS = {"ts", "failed_at", "event_ts", "realized_ts", "produced_at"} | {
+TIMESTAMP_FIELDS = {"ts", "failed_at", "event_ts", "realized_ts", "produced_at", "published_at"} | {
     "window_start",
     "window_end",
 }
@@ -97,7 +101,7 @@ def test_time_fields_are_timestamp_millis(stem: str) -> None:
             assert _is_timestamp(field["type"]), field["name"]
         else:
             assert not _is_timestamp(field["type"]), f"{field['name']} is a timestamp"
-    assert {"ts", "window_start", "failed_at"} & seen
+    assert {"ts", "window_start", "failed_at", "published_at"} & seen
 
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
