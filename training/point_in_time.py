@@ -11,12 +11,19 @@ Two checks, the first decisive:
    no honest feature does that.
 
 Either failure raises :class:`~training.errors.LookAheadError` naming the features.
+
+Side data (macro figures, news) gets its own truncation check,
+:func:`check_side_point_in_time`: just before each publication time ``p``, the features of
+every row at ``ts_ms < p`` must not change when the records published at or after ``p`` are
+removed. A join by reference period (a Q3 figure used from July although published in
+October) fails it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +33,7 @@ from training.labels import make_labels
 
 KEYS = ["symbol", "ts_ms"]
 Recompute = Callable[[pd.DataFrame], pd.DataFrame]
+SideRecompute = Callable[[Sequence[Mapping[str, Any]]], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -157,3 +165,51 @@ def check_point_in_time(
             f"{corr_threshold}: they almost certainly contain it",
         )
     return PointInTimeReport(features=names, cutoffs=cutoffs, next_return_corr=corr)
+
+
+def check_side_point_in_time(
+    recompute: SideRecompute,
+    records: Sequence[Mapping[str, Any]],
+    feature_names: Sequence[str],
+    *,
+    max_cutoffs: int = 8,
+) -> list[int]:
+    """Raise :class:`LookAheadError` if side features use records before their publication.
+
+    ``recompute(records) -> frame`` joins the side ``records`` (each with ``published_at``,
+    epoch ms) onto a fixed set of bars (columns ``symbol, ts_ms`` and ``feature_names``).
+    For up to ``max_cutoffs`` publication times ``p`` inside the bars' time range, the rows
+    at ``ts_ms < p`` must be identical with all records and with only those published
+    before ``p``. Returns the cutoffs checked.
+    """
+    full = keyed(recompute(records))
+    names = _feature_names(full, feature_names)
+    stamps = full["ts_ms"].to_numpy()
+    if stamps.size == 0:
+        return []
+    lo, hi = int(stamps.min()), int(stamps.max())
+    pubs = np.unique([int(r["published_at"]) for r in records])
+    pubs = pubs[(pubs > lo) & (pubs <= hi)]
+    if pubs.size > max_cutoffs:
+        pubs = pubs[np.unique(np.linspace(0, pubs.size - 1, max_cutoffs).astype(int))]
+    for p in pubs.tolist():
+        known = [r for r in records if int(r["published_at"]) < p]
+        trunc = keyed(recompute(known))
+        a = full[full["ts_ms"] < p].sort_values(KEYS)
+        b = trunc[trunc["ts_ms"] < p].sort_values(KEYS)
+        bad = [
+            c
+            for c in names
+            if not np.array_equal(
+                a[c].to_numpy(dtype=float), b[c].to_numpy(dtype=float), equal_nan=True
+            )
+        ]
+        if bad:
+            raise LookAheadError(
+                "truncation_mismatch",
+                bad,
+                f"side features {bad} change before {p} when the records published from "
+                f"{p} on are removed: they use data before it was published",
+                cutoff_ts=p,
+            )
+    return [int(p) for p in pubs.tolist()]
