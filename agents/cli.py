@@ -22,4 +22,4 @@ def worker(
 
     if runner not in {"faust", "direct"}:
         raise typer.BadParameter("--runner must be faust or direct")
-    run_worker(settings(service=True), metrics_port=metrics_port, runner=runner)
+    run_worker(settings(service=True, traced_as="worker"), metrics_port=metrics_port, runner=runner)

@@ -168,6 +168,7 @@ class DirectRunner:
 
     def _records(self, messages: list[Any]) -> list[RawRecord]:
         records = []
+        traced = self.stage.tracer is not None  # headers only matter while tracing
         for m in messages:
             if m.error() is not None:
                 log.warning("consume error", error=str(m.error()))
@@ -175,7 +176,8 @@ class DirectRunner:
             partition, offset = m.partition(), m.offset()
             if partition is None or offset is None:
                 continue
-            records.append(RawRecord(self.topic, partition, offset, m.key(), m.value()))
+            headers = m.headers() if traced else None
+            records.append(RawRecord(self.topic, partition, offset, m.key(), m.value(), 0, headers))
         return records
 
     async def _turn(self, records: list[RawRecord]) -> int:

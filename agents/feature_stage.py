@@ -25,6 +25,7 @@ from itertools import islice
 from typing import Any
 
 import structlog
+from opentelemetry.trace import SpanContext, Tracer
 
 from agents.dependencies import DependencyGuard
 from agents.feature_engine import BatchOutput, FeatureEngine, SymbolStream
@@ -37,7 +38,7 @@ from sinks import redis_keys
 from sinks.feature_blob import encode as encode_blob
 from sinks.redis_table import RedisTable
 from streams.codec import get_codec
-from streams.correlation import HEADER, kafka_headers
+from streams.correlation import HEADER, from_headers, kafka_headers
 from streams.feature_encoder import FeatureVectorEncoder
 from streams.hot_codec import OutcomeEncoder, PredictionEncoder
 from streams.producer import BatchProducer
@@ -45,6 +46,8 @@ from streams.raw_record import RawRecord
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
 from tickcast.metrics import Metrics
+from tickcast.tracing import TRACEPARENT, batch_spans, format_traceparent, kafka_context
+from tickcast.tracing import active as active_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +101,12 @@ class FeatureStage:
         """Set by a runner that times its turns (agents.direct_runner); phases of handle()."""
         self._early = {id(s) for s in self.stages if _bind_early(s, self._produce_predictions)}
         """Stages that produce their predictions through :meth:`_produce_predictions`."""
+        tracing = active_tracing()
+        self.tracer: Tracer | None = None if tracing is None else tracing.tracer
+        """Set while tracing is on (tickcast.tracing): one span per batch, see :meth:`handle`."""
+        self.trace_parents: dict[str, str] = {}
+        """During a traced batch: correlation id of each traced tick → the ``traceparent`` its
+        outputs carry (Kafka headers; the ``traceparent`` key of its serving JSON)."""
 
     def open(self) -> None:
         """Open the output connections (called when the worker starts)."""
@@ -130,7 +139,22 @@ class FeatureStage:
         Order (latency): indicators, then the later stages, whose predictions are produced
         as soon as they are scored (:meth:`_produce_predictions`); only then the side work
         that gates no prediction: feature and outcome records, and one Redis round trip.
+
+        While tracing: the batch is one span, linked to the traces of its traced ticks (a
+        ``traceparent`` header), each of which gets a child span whose context the tick's
+        outputs carry on (:func:`tickcast.tracing.batch_spans`).
         """
+        if self.tracer is None:
+            return await self._handle(records)
+        traced = traced_ticks(records)
+        with batch_spans(self.tracer, "worker batch", traced, len(records)) as spans:
+            self.trace_parents = {cid: format_traceparent(c) for cid, c in spans.items()}
+            try:
+                return await self._handle(records)
+            finally:
+                self.trace_parents = {}
+
+    async def _handle(self, records: list[RawRecord]) -> BatchOutput:
         assert self.producer is not None
         assert self.store is not None
         mark = self.timer.mark if self.timer is not None else _no_mark
@@ -141,12 +165,13 @@ class FeatureStage:
         mark("stages")
         produce, topic = self.producer.produce, self.features_topic
         encode = self.feature_codec.encode
+        headers = self._traced_headers if self.trace_parents else _headers
         for record in out.features:
             produce(
                 topic,
                 record["symbol"].encode(),
                 encode(record),
-                headers=_headers(record["correlation_id"]),
+                headers=headers(record["correlation_id"]),
             )
         for dead in out.dead_letters:
             produce(
@@ -180,8 +205,9 @@ class FeatureStage:
         assert self.producer is not None
         produce, topic = self.producer.produce, self.predictions_topic
         encode = self.prediction_codec.encode
+        headers_of = self._traced_headers if self.trace_parents else _headers
         for record in predictions:
-            headers = _headers(record.get("correlation_id"))
+            headers = headers_of(record.get("correlation_id"))
             produce(topic, record["symbol"].encode(), encode(record), headers)
 
     def _emit(self, stage: BatchStage, result: StageOutput) -> None:
@@ -191,8 +217,9 @@ class FeatureStage:
             self._produce_predictions(result.predictions)
         produce = self.producer.produce
         encode = self.outcome_codec.encode
+        headers_of = self._traced_headers if self.trace_parents else _headers
         for record in result.outcomes:
-            headers = _headers(record.get("correlation_id"))
+            headers = headers_of(record.get("correlation_id"))
             produce(self.outcomes_topic, record["symbol"].encode(), encode(record), headers)
         self.metrics.record_events(self.predictions_topic, "out", len(result.predictions))
         self.metrics.record_events(self.outcomes_topic, "out", len(result.outcomes))
@@ -211,6 +238,8 @@ class FeatureStage:
         for result in results:
             champion.update(result.latest)
             challenger.update(result.latest_challenger)
+        if self.trace_parents:
+            self._trace_serving(champion, challenger)
         touched = out.touched
         predictions = {redis_keys.CHAMPION: champion, redis_keys.CHALLENGER: challenger}
         for suffix, records in predictions.items():
@@ -226,6 +255,24 @@ class FeatureStage:
         for result in results:
             if result.latest or result.latest_challenger:
                 self._prediction_freshness(result)
+
+    def _traced_headers(self, correlation_id: str | None) -> list[tuple[str, bytes]] | None:
+        """:func:`_headers`, plus the ``traceparent`` of a traced tick's outputs."""
+        headers = _headers(correlation_id)
+        parent = self.trace_parents.get(correlation_id) if correlation_id else None
+        if headers is not None and parent is not None:
+            headers.append((TRACEPARENT, parent.encode()))
+        return headers
+
+    def _trace_serving(self, *latest: dict[str, ServingPrediction]) -> None:
+        """Give the serving JSON of a traced tick's prediction its ``traceparent``: the API
+        answer that serves it joins the tick's trace (serving/routes/predictions.py)."""
+        parents = self.trace_parents
+        for records in latest:
+            for record in records.values():
+                parent = parents.get(record["correlation_id"] or "")
+                if parent is not None:
+                    record["traceparent"] = parent
 
     def _prediction_freshness(self, result: StageOutput) -> None:
         """Feed the stale/stopped-prediction alerts: write times per symbol and per model."""
@@ -424,6 +471,18 @@ def _bind_early(stage: BatchStage, publish: Callable[[list[Prediction]], None]) 
 def _headers(correlation_id: str | None) -> list[tuple[str, bytes]] | None:
     """``kafka_headers(correlation_id)`` without its extras: three calls per tick here."""
     return [(HEADER, correlation_id.encode())] if correlation_id else None
+
+
+def traced_ticks(records: list[RawRecord]) -> dict[str, SpanContext]:
+    """The trace context of each traced tick of a batch, by correlation id (its header; the
+    record's position when it has none: then only the batch span's link reaches it)."""
+    traced: dict[str, SpanContext] = {}
+    for raw in records:
+        if raw.headers:
+            context = kafka_context(raw.headers)
+            if context is not None:
+                traced[from_headers(raw.headers) or f"{raw.partition}@{raw.offset}"] = context
+    return traced
 
 
 def spread_share(n_dirty: int, elapsed_s: float, interval_s: float) -> int:

@@ -84,7 +84,13 @@ def register_feature_agent(app: faust.App, stage: FeatureStage) -> FeatureStage:
                 events = current(list(events))
                 records = [
                     RawRecord(
-                        e.message.topic, e.message.partition, e.message.offset, e.key, e.value
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.key,
+                        e.value,
+                        0,
+                        e.message.headers,  # a traced tick's traceparent (tickcast.tracing)
                     )
                     for e in events
                 ]

@@ -109,7 +109,7 @@ def replay(
     from devtools.feeds import load_feed
     from streams.replay import publish
 
-    cfg = settings()
+    cfg = settings(traced_as="replay")
     frame = load_feed(dataset, symbols=symbols, limit=limit, bar_seconds=bars, kind=kind)
     with Progress(console=err) as progress:
         task = progress.add_task(f"replay {dataset}", total=len(frame))

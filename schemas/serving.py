@@ -14,7 +14,7 @@ pydantic answer against this mapping and the contract.
 """
 
 # No `from __future__ import annotations`: the test reads the TypedDict's hints at runtime.
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from schemas.records import ModelRole, Prediction
 
@@ -33,6 +33,9 @@ class ServingPrediction(TypedDict):
     feature_event_time: int
     updated_at: int
     correlation_id: str | None
+    traceparent: NotRequired[str]
+    """The W3C trace context of a traced tick's prediction (tickcast.tracing): the API's
+    answer joins that trace. Only on predictions of traced ticks; no Prediction field."""
 
 
 #: Each serving JSON key and the Prediction field it carries, in the JSON's key order.
@@ -51,6 +54,8 @@ SERVING_FROM_PREDICTION: dict[str, str] = {
 }
 #: Prediction fields the serving JSON leaves out (read them from Kafka or ClickHouse).
 NOT_SERVED = frozenset({"feature_set_version", "scoring_latency_ms"})
+#: Serving keys that carry no Prediction field (optional: written only when they apply).
+NOT_FROM_PREDICTION = frozenset({"traceparent"})
 
 
 def serving_json(pred: Prediction) -> ServingPrediction:
@@ -75,4 +80,10 @@ def serving_json(pred: Prediction) -> ServingPrediction:
     }
 
 
-__all__ = ["NOT_SERVED", "SERVING_FROM_PREDICTION", "ServingPrediction", "serving_json"]
+__all__ = [
+    "NOT_FROM_PREDICTION",
+    "NOT_SERVED",
+    "SERVING_FROM_PREDICTION",
+    "ServingPrediction",
+    "serving_json",
+]

@@ -27,6 +27,7 @@ from serving.middleware import (
 from serving.routes import api_router, health
 from serving.runtime import Runtime, build_runtime
 from tickcast.config import Settings, load_settings
+from tickcast.tracing import active as active_tracing
 
 
 async def warm_up(runtime: Runtime, timeout_s: float = 2.0) -> None:
@@ -121,6 +122,13 @@ def create_app(
     app.router.routes.append(Route("/metrics", health.MetricsEndpoint(), include_in_schema=False))
     if settings.console_enabled:
         mount_console(app)
+    tracing = active_tracing()
+    if tracing is not None:  # outermost: the server span covers every middleware
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracing.provider, excluded_urls="/metrics,/healthz,/readyz"
+        )
     return app
 
 
@@ -128,7 +136,9 @@ def service_app() -> FastAPI:
     """The factory ``tickcast serve`` gives uvicorn: settings from the environment, and the
     process's structlog set-up (each uvicorn worker is a fresh process)."""
     from tickcast.logging import configure_logging
+    from tickcast.tracing import configure as configure_tracing
 
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    configure_tracing("api", settings)  # on only when the OTEL_* variables ask for it
     return create_app(settings, freeze_gc=True)

@@ -39,7 +39,7 @@ def run() -> None:
     """Consume the sink topics into ClickHouse until interrupted (serves chDB reads too)."""
     from sinks.sink_process import run_sink
 
-    run_sink(_settings(), _stop_on_signals())
+    run_sink(settings(traced_as="sink"), _stop_on_signals())
 
 
 @app.command("migrate")

@@ -31,13 +31,17 @@ from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from opentelemetry.trace import SpanContext, Tracer
 
 from sinks.clickhouse_sink import ClickHouseConnector, ClickHouseSink, SinkBatch
 from sinks.tables import mapping_for
 from streams.codec import AvroCodec, get_codec
+from streams.correlation import from_headers
 from tickcast.config import Settings
 from tickcast.errors import SchemaError
 from tickcast.metrics import Metrics, get_metrics
+from tickcast.tracing import active as active_tracing
+from tickcast.tracing import batch_spans, kafka_context
 
 log = structlog.get_logger(__name__)
 RUN_ID_HEADER = "run_id"
@@ -68,6 +72,18 @@ def header_run_id(message: Any, default: str) -> str:
         if key == RUN_ID_HEADER and value is not None:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return default
+
+
+def traced_messages(messages: list[Any]) -> dict[str, SpanContext]:
+    """The trace context of each traced message, by correlation id (else its position)."""
+    traced: dict[str, SpanContext] = {}
+    for message in messages:
+        headers = message.headers()
+        context = kafka_context(headers)
+        if context is not None:
+            position = f"{message.topic()}:{message.partition()}@{message.offset()}"
+            traced[from_headers(headers) or position] = context
+    return traced
 
 
 class SinkRunner:
@@ -101,6 +117,8 @@ class SinkRunner:
         self.assignment: list[TopicPartition] = []
         self.consumed = 0
         self.committed_batches = 0
+        tracing = active_tracing()
+        self.tracer: Tracer | None = None if tracing is None else tracing.tracer
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,8 +156,18 @@ class SinkRunner:
 
     # --- one iteration ----------------------------------------------------------------------
     def step(self, timeout_s: float = 0.2) -> int:
-        """Consume one batch, flush due sinks, commit, adjust back-pressure; returns #consumed."""
+        """Consume one batch, flush due sinks, commit, adjust back-pressure; returns #consumed.
+
+        While tracing, the step is one span linked to the traces of its traced records, each
+        of which gets a child span there (:func:`tickcast.tracing.batch_spans`).
+        """
         messages = self.consumer.consume(self.settings.sink_batch_rows, timeout=timeout_s)
+        if self.tracer is None or not messages:
+            return self._step(messages)
+        with batch_spans(self.tracer, "sink batch", traced_messages(messages), len(messages)):
+            return self._step(messages)
+
+    def _step(self, messages: list[Any]) -> int:
         for message in messages:
             self._handle(message)
         for sink in self.sinks.values():

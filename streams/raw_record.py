@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class RawRecord(NamedTuple):
@@ -14,3 +14,6 @@ class RawRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp_ms: int = 0
+    headers: Any = None
+    """The record's Kafka headers, when the runner reads them (only while tracing: the
+    ``traceparent`` of a traced tick); a list of pairs or a mapping."""

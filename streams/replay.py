@@ -2,8 +2,10 @@
 
 Records are keyed by symbol and Avro-encoded (``Tick``); the correlation id of a tick is
 derived from its source, symbol, time and position, so two replays of the same data give
-identical records (replay determinism). ``speed=None`` publishes as fast as the producer
-takes them; ``speed=N`` paces event time at N× real time.
+identical records (replay determinism). While tracing, one tick in
+``TICKCAST_TRACE_TICK_RATIO`` starts a trace: its headers carry the correlation id and the
+``traceparent`` of a producer span (the records themselves are unchanged). ``speed=None``
+publishes as fast as the producer takes them; ``speed=N`` paces event time at N× real time.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from streams.codec import get_codec
+from streams.correlation import HeaderList, kafka_headers
 from streams.producer import BatchProducer
 from tickcast.config import Settings
+from tickcast.tracing import Tracing
+from tickcast.tracing import active as active_tracing
 
 OPTIONAL_QUOTES = ("bid", "ask", "bid_size", "ask_size")
 
@@ -74,6 +79,15 @@ def tick_records(frame: pd.DataFrame, source: str) -> Iterator[dict[str, Any]]:
         yield record
 
 
+def traced_tick_headers(tracing: Tracing, record: dict[str, Any], topic: str) -> HeaderList:
+    """The headers of a traced tick: its correlation id and the context of a producer span
+    (``<topic> publish``) that starts its trace (tickcast.tracing)."""
+    cid = record["correlation_id"]
+    attributes = {"tickcast.correlation_id": cid, "tickcast.symbol": record["symbol"]}
+    trace_headers = tracing.publish_headers(f"{topic} publish", **attributes)
+    return [*(kafka_headers(cid) or []), *trace_headers]
+
+
 def publish(
     settings: Settings,
     frame: pd.DataFrame,
@@ -86,6 +100,7 @@ def publish(
     codec = get_codec("Tick")
     producer = BatchProducer(settings)
     target = topic or settings.topic("ticks")
+    tracing = active_tracing()
     started = time.monotonic()
     first_ts: int | None = None
     sent = 0
@@ -97,7 +112,10 @@ def publish(
             if delay > 0:
                 producer.poll()
                 time.sleep(delay)
-        producer.produce(target, record["symbol"].encode(), codec.encode(record))
+        headers = None
+        if tracing is not None and tracing.sample_tick():
+            headers = traced_tick_headers(tracing, record, target)
+        producer.produce(target, record["symbol"].encode(), codec.encode(record), headers)
         sent += 1
         if sent % 5000 == 0:
             producer.poll()

@@ -11,11 +11,18 @@ import os
 
 from tickcast.config import Settings, load_settings
 from tickcast.logging import configure_logging
+from tickcast.tracing import configure as configure_tracing
 
 
-def settings(service: bool = False) -> Settings:
-    """Settings for a command; services log JSON at the configured level, people see warnings."""
+def settings(service: bool = False, traced_as: str | None = None) -> Settings:
+    """Settings for a command; services log JSON at the configured level, people see warnings.
+
+    ``traced_as`` names a process that traces when the ``OTEL_*`` variables ask for it
+    (tickcast.tracing); without it, the command never traces.
+    """
     loaded = load_settings()
+    if traced_as is not None:
+        configure_tracing(traced_as, loaded)
     if service:
         configure_logging(loaded.log_level, json=loaded.log_json)
     else:

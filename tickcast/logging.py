@@ -1,4 +1,5 @@
-"""structlog set-up, once, at the entry point; correlation ids travel in a context variable."""
+"""structlog set-up, once, at the entry point; correlation ids travel in a context variable,
+trace and span ids come from the current OpenTelemetry span (tickcast.tracing)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import structlog
 
 from tickcast.redaction import MASK, is_secret_key, redact, redact_value
+from tickcast.tracing import add_trace_ids
 
 
 def redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -46,6 +48,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,  # trace_id/span_id of the current span, when tracing is on
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

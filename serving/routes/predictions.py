@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Path
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from online_learning.ab import Arm, assign
 from serving.deps import PredictionsReader, RuntimeDep
@@ -21,6 +24,8 @@ from serving.schemas.predictions import (
 )
 from serving.security.service import Principal
 from serving.store import Record
+from tickcast.tracing import Tracing
+from tickcast.tracing import active as active_tracing
 
 router = APIRouter(prefix="/predictions", tags=["predictions"])
 log = structlog.get_logger("serving.predictions")
@@ -54,6 +59,7 @@ async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> 
     :mod:`serving.fastpath`)."""
     settings = runtime.settings
     store = runtime.store
+    started_ns = time.time_ns()
     arm: Arm | None = None
     note: str | None = None
     record: Record | None = None
@@ -69,6 +75,8 @@ async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> 
         record = await store.get_prediction(symbol)
     if record is None:
         raise NotFound(f"no prediction for {symbol}")
+    tracing = active_tracing()
+    span = None if tracing is None else _served_span(tracing, record, symbol, started_ns)
     try:
         public = prediction_public(
             symbol,
@@ -79,10 +87,25 @@ async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> 
     except MalformedRecord as exc:
         log.error("malformed_store_record", symbol=symbol, reason=str(exc))
         raise ServiceUnavailable("store returned a malformed record", retry_after_s=1) from None
+    finally:
+        if span is not None:
+            span.end()
     if arm is not None:
         public.arm = arm
         public.note = note
     return public
+
+
+def _served_span(tracing: Tracing, record: Record, symbol: str, started_ns: int) -> Span | None:
+    """The look-up as a span of the served prediction's trace, when the worker traced its
+    tick (the record's ``traceparent``), linked to the HTTP request's span; logged there."""
+    tick = str(record.get("correlation_id") or "")
+    attributes = {"tickcast.symbol": symbol, "tickcast.correlation_id": tick}
+    span = tracing.follow("prediction served", record.get("traceparent"), started_ns, **attributes)
+    if span is not None:
+        with trace.use_span(span, end_on_exit=False):
+            log.info("traced_prediction_served", symbol=symbol, tick_correlation_id=tick)
+    return span
 
 
 @router.post(":batch", response_model=PredictionsBatchPublic, responses=error_responses(*PROTECTED))
