@@ -122,14 +122,21 @@ def drift(
     emit_partial: Annotated[
         bool, typer.Option(help="Publish the open windows when stopped.")
     ] = True,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics (and the liveness probe) here.")
+    ] = None,
 ) -> None:
     """Compute PSI/KS drift of every feature per event-time window until interrupted."""
     import signal
     import threading
 
     from monitoring.drift_process import DriftAgent
+    from tickcast.metrics import serve_metrics
 
+    cfg = _settings(service=False)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    DriftAgent(_settings(service=False)).run(stop, emit_partial=emit_partial)
+    if metrics_port is not None:
+        serve_metrics(metrics_port, addr=cfg.metrics_host)
+    DriftAgent(cfg).run(stop, emit_partial=emit_partial)

@@ -35,11 +35,19 @@ def _stop_on_signals() -> threading.Event:
 
 
 @app.command("run")
-def run() -> None:
+def run(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics (and the liveness probe) here.")
+    ] = None,
+) -> None:
     """Consume the sink topics into ClickHouse until interrupted (serves chDB reads too)."""
     from sinks.sink_process import run_sink
+    from tickcast.metrics import serve_metrics
 
-    run_sink(settings(traced_as="sink"), _stop_on_signals())
+    cfg = settings(traced_as="sink")
+    if metrics_port is not None:
+        serve_metrics(metrics_port, addr=cfg.metrics_host)
+    run_sink(cfg, _stop_on_signals())
 
 
 @app.command("migrate")
