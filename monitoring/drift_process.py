@@ -11,15 +11,28 @@ watermark closes a window the agent produces one DriftStat per feature (key: fea
 ``drift`` (the ClickHouse sink stores them in the ``drift`` table) and sets the
 ``data_drift_psi{feature}`` gauge.
 
-**Reference.** From the registry when ``TICKCAST_DRIFT_REFERENCE_MODEL`` names a model: the
-artifact ``reference.json`` (``training/reference.py``'s ``ReferenceDistributions``) of the
-run behind its ``champion`` alias (or latest version); see :func:`parse_reference`.
-Otherwise (or when that fails) from a reference window of the stream itself: the first
-event-time drift window (a reservoir sample of at most ``TICKCAST_DRIFT_REFERENCE_SIZE``
-vectors) gives decile bins per feature; records of later
-windows are held until the watermark passes that window (at most 10× that size), then
-compared against it. The reference is saved to ``<data_dir>/drift/<group>.reference.json``
-so a restart keeps the same reference; the first window itself gets no drift record.
+**Reference.** By default the training reference of the *champion of the served model* (the
+first of ``TICKCAST_MODEL_NAME``; ``TICKCAST_DRIFT_REFERENCE_MODEL`` names another, or
+``stream`` for none): the ``reference.json`` of the run behind its ``champion`` alias, see
+:mod:`monitoring.drift_reference`. The registry is polled every
+``TICKCAST_MODEL_POLL_INTERVAL_S`` in a background thread; when the alias moves (a batch
+promotion, an online one, a rollback) the new version's reference replaces the current one
+between two batches (:meth:`DriftAgent.switch`): the open windows are dropped and re-read from
+their first offsets, so every window is computed against one reference, the one its PSI rows
+name (``reference_model_name``/``_version``, the ``drift`` table's ``model_name``/
+``model_version``). A reference that cannot be used (registry down, artifact missing or
+garbage, another feature set) leaves the current one in place: logged
+(``drift_reference_refused``) and counted (``tickcast_drift_reference_errors_total{reason}``).
+``tickcast_drift_reference_info{source,model,version}`` says which one is in use, and
+``tickcast_drift_reference_switches_total{source}`` counts the changes.
+
+Only while no champion reference exists: a reference window of the stream itself (source
+``stream``, model ``stream``, version ``reference-window``): the first event-time drift window
+(a reservoir sample of at most ``TICKCAST_DRIFT_REFERENCE_SIZE`` vectors) gives decile bins
+per feature; records of later windows are held until the watermark passes that window (at
+most 10× that size), then compared against it. It is saved to
+``<data_dir>/drift/<group>.reference.json`` so a restart keeps the same one; the first window
+itself gets no drift record. A champion registered later replaces it at the next poll.
 
 **Restart.** Offsets committed (group ``<consumer_group>-drift``) are, per partition, the
 first offset still feeding an open window, with ``{"closed_until": ms}`` as commit metadata;
@@ -30,15 +43,24 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import structlog
-from confluent_kafka import TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from indicators.feature_set import FeatureSet
 from monitoring.drift import DriftMonitor, DriftResult, ReferenceDistribution
+from monitoring.drift_reference import (
+    ChampionReferences,
+    Reference,
+    ReferenceRefused,
+    Source,
+    reference_model_name,
+)
 from streams.codec import get_codec
 from streams.consumers import group_consumer
 from streams.producer import BatchProducer
@@ -47,52 +69,7 @@ from tickcast.errors import SchemaError
 from tickcast.metrics import Metrics, get_metrics
 
 log = structlog.get_logger(__name__)
-REFERENCE_ARTIFACT = "reference.json"
-STREAM_REFERENCE = ("stream", "reference-window")
-
-
-def load_registry_reference(
-    settings: Settings, model_name: str
-) -> tuple[dict[str, ReferenceDistribution], str] | None:
-    """The reference stored with a registered model, or ``None`` when unavailable."""
-    try:
-        import mlflow
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=settings.mlflow_uri)
-        try:
-            version = client.get_model_version_by_alias(model_name, "champion")
-        except Exception:
-            version = max(
-                client.search_model_versions(f"name = '{model_name}'"), key=lambda v: int(v.version)
-            )
-        path = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=REFERENCE_ARTIFACT,
-            tracking_uri=settings.mlflow_uri,
-        )
-        return parse_reference(json.loads(Path(path).read_text())), str(version.version)
-    except Exception as exc:  # no MLflow, no model, no artifact: fall back to the stream
-        log.warning("no registry reference", model=model_name, error=str(exc)[:300])
-        return None
-
-
-def parse_reference(payload: dict[str, Any]) -> dict[str, ReferenceDistribution]:
-    """Per-feature references from ``training/reference.py``'s JSON.
-
-    ``features`` is a list of ``{"name", "edges", "proportions", ...}`` (or a mapping name →
-    ``{"edges", "proportions"}``); features without edges (never finite in training) are
-    skipped.
-    """
-    features = payload["features"]
-    items = (
-        [(f["name"], f) for f in features] if isinstance(features, list) else list(features.items())
-    )
-    return {
-        name: ReferenceDistribution.from_parts(spec["edges"], spec["proportions"])
-        for name, spec in items
-        if spec.get("edges") and sum(spec.get("proportions") or ()) > 0
-    }
+STREAM_REFERENCE = Reference("stream", "stream", "reference-window")
 
 
 class DriftAgent:
@@ -106,7 +83,11 @@ class DriftAgent:
         metrics: Metrics | None = None,
         references: dict[str, ReferenceDistribution] | None = None,
         reference_model: tuple[str, str] | None = None,
+        champions: ChampionReferences | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``references`` fixes the reference (named ``reference_model``; no registry);
+        otherwise ``champions`` (default: the registry, see :func:`reference_model_name`)."""
         self.settings = settings
         self.feature_set = feature_set or FeatureSet.default()
         self.names = self.feature_set.names
@@ -117,10 +98,23 @@ class DriftAgent:
         self.drift_codec = get_codec("DriftStat")
         self.group = f"{settings.consumer_group}-drift"
         self.reference_path = settings.data_dir / "drift" / f"{self.group}.reference.json"
-        self.reference_model = reference_model or STREAM_REFERENCE
+        self.reference = STREAM_REFERENCE
         self.monitor: DriftMonitor | None = None
+        self.champions = champions
+        model = reference_model_name(settings)
         if references is not None:
-            self._build_monitor(references)
+            name, version = reference_model or (STREAM_REFERENCE.model, STREAM_REFERENCE.version)
+            source: Source = "stream" if name == STREAM_REFERENCE.model else "champion"
+            self._build_monitor(Reference(source, name, version, references))
+        elif champions is None and model is not None:
+            self.champions = ChampionReferences(
+                settings, model, self.names, self.feature_set.version
+            )
+        self.clock = clock
+        self._poller: ThreadPoolExecutor | None = None
+        self._poll: Future[Reference | None] | None = None
+        self._next_poll = 0.0
+        self.switches = 0
         self.sample: list[np.ndarray] = []
         self.seen = 0
         self.rng = np.random.default_rng(0)
@@ -130,32 +124,146 @@ class DriftAgent:
         self.consumer: Any = None
         self.producer: BatchProducer | None = None
         self.positions: dict[int, int] = {}
+        self.start_offsets: dict[int, int] = {}
+        self.start_closed: int | None = None
         self.partition_time: dict[int, int] = {}
         self.skipped = 0
         self.published = 0
 
-    # --- reference --------------------------------------------------------------------------
-    def _build_monitor(self, references: dict[str, ReferenceDistribution]) -> None:
+    @property
+    def reference_model(self) -> tuple[str, str]:
+        """(model, version) of the reference in use, as the DriftStat records name it."""
+        return self.reference.model, self.reference.version
+
+    # --- reference ---------------------------------------------------------------------------
+    def _build_monitor(self, reference: Reference) -> None:
         s = self.settings
         self.monitor = DriftMonitor(
-            self.names, references, window_ms=s.drift_window_ms,
+            self.names, dict(reference.distributions), window_ms=s.drift_window_ms,
             warn=s.drift_psi_warn, alert=s.drift_psi_alert,
         )  # fmt: skip
+        self.reference = reference
+        self.metrics.set_drift_reference(reference.source, reference.model, reference.version)
+
+    def _poll_champion(self) -> Reference | None:
+        """One registry poll (any thread): a new champion reference, or ``None``."""
+        assert self.champions is not None
+        current = self.reference.version if self.reference.source == "champion" else None
+        return self.champions.poll(current)
+
+    def _refused(self, exc: ReferenceRefused) -> None:
+        self.metrics.drift_reference_errors.labels(reason=exc.reason).inc()
+        self.metrics.set_dependency("mlflow", exc.reason != "registry")
+        log.warning("drift_reference_refused", reason=exc.reason, model=exc.model or None,
+                    version=exc.version or None, error=str(exc)[:300],
+                    keeps=f"{self.reference.model} {self.reference.version}")  # fmt: skip
 
     def load_reference(self) -> None:
-        """Registry reference, else a saved stream reference; else build one from the stream."""
+        """The champion's reference, else a saved stream reference; else build one from the
+        stream (see the module doc)."""
         if self.monitor is not None:
             return
-        model = self.settings.drift_reference_model
-        found = load_registry_reference(self.settings, model) if model else None
+        found = None
+        if self.champions is not None:
+            try:
+                found = self._poll_champion()
+                self.metrics.set_dependency("mlflow", True)
+            except ReferenceRefused as exc:
+                self._refused(exc)
         if found is not None:
-            self.reference_model = (model, found[1])
-            self._build_monitor(found[0])
+            self._build_monitor(found)
         elif self.reference_path.exists():
             saved = json.loads(self.reference_path.read_text())
             self._build_monitor(
-                {n: ReferenceDistribution.from_parts(**spec) for n, spec in saved.items()}
-            )
+                Reference(
+                    "stream", STREAM_REFERENCE.model, STREAM_REFERENCE.version,
+                    {n: ReferenceDistribution.from_parts(**spec) for n, spec in saved.items()},
+                )
+            )  # fmt: skip
+        else:
+            self.metrics.set_drift_reference("stream", *self.reference_model)
+        log.info("drift_reference", source=self.reference.source, model=self.reference.model,
+                 version=self.reference.version, built=self.monitor is not None,
+                 watching=self.champions.model if self.champions else None)  # fmt: skip
+
+    def refresh_reference(self, *, wait: bool = False) -> None:
+        """Between batches: apply a finished registry poll, start one when due.
+
+        ``wait=True`` polls now and applies the answer (tests, admin hooks).
+        """
+        if self.champions is None:
+            return
+        if wait:
+            if self._poll is not None:
+                self._poll.result()  # its answer is superseded by the one below
+                self._poll = None
+            self._apply_poll(self._call(self._poll_champion))
+            return
+        job = self._poll
+        if job is not None:
+            if not job.done():
+                return
+            self._poll = None
+            self._apply_poll(job)
+        if self.clock() >= self._next_poll:
+            self._next_poll = self.clock() + self.settings.model_poll_interval_s
+            if self._poller is None:
+                self._poller = ThreadPoolExecutor(1, thread_name_prefix="drift-reference")
+            self._poll = self._poller.submit(self._poll_champion)
+
+    @staticmethod
+    def _call(fn: Callable[[], Reference | None]) -> Future[Reference | None]:
+        done: Future[Reference | None] = Future()
+        try:
+            done.set_result(fn())
+        except BaseException as exc:  # handed to _apply_poll like a thread's failure
+            done.set_exception(exc)
+        return done
+
+    def _apply_poll(self, job: Future[Reference | None]) -> None:
+        try:
+            found = job.result()
+        except ReferenceRefused as exc:
+            self._refused(exc)
+            return
+        except Exception:  # a bug in a poll must not stop drift
+            log.exception("drift_reference_poll_failed")
+            self.metrics.drift_reference_errors.labels(reason="registry").inc()
+            return
+        self.metrics.set_dependency("mlflow", True)
+        if found is not None:
+            self.switch(found)
+
+    def switch(self, reference: Reference) -> None:
+        """Compare with ``reference`` from now on; the open windows are re-read under it.
+
+        Partitions go back to the first offset of their open windows (to where this run
+        started while the stream reference was still being sampled); the windows already
+        published stay closed.
+        """
+        old = self.reference
+        if self.monitor is not None:
+            rewind = self.monitor.first_open_offsets()
+            closed = self.monitor.closed_until
+        else:
+            rewind = {p: o for p, o in self.start_offsets.items() if p in self.positions}
+            closed = self.start_closed
+            self.sample.clear()
+            self.seen, self.reference_end = 0, None
+            self.held, self.held_rows = [], 0
+        self._build_monitor(reference)
+        assert self.monitor is not None
+        self.monitor.closed_until = closed
+        if self.consumer is not None:
+            for p, offset in rewind.items():
+                self.consumer.seek(TopicPartition(self.topic, p, offset))
+                self.positions[p] = max(offset, 0)
+        self.switches += 1
+        self.metrics.drift_reference_switches.labels(source=reference.source).inc()
+        log.info("drift_reference_switched", source=reference.source, model=reference.model,
+                 version=reference.version, previous_source=old.source,
+                 previous_model=old.model, previous_version=old.version,
+                 rewound=len(rewind))  # fmt: skip
 
     def _feed_reference(
         self, ts: np.ndarray, values: np.ndarray, parts: list[int], offs: list[int]
@@ -194,7 +302,9 @@ class DriftAgent:
         self.reference_path.parent.mkdir(parents=True, exist_ok=True)
         self.reference_path.write_text(json.dumps({n: r.to_dict() for n, r in refs.items()}))
         self.sample.clear()
-        self._build_monitor(refs)
+        self._build_monitor(
+            Reference("stream", STREAM_REFERENCE.model, STREAM_REFERENCE.version, refs)
+        )
         assert self.monitor is not None
         self.monitor.closed_until = self.reference_end
         log.info("stream reference built", features=len(refs), vectors=len(matrix))
@@ -213,16 +323,25 @@ class DriftAgent:
         parts = [TopicPartition(self.topic, p) for p in meta.topics[self.topic].partitions]
         committed = self.consumer.committed(parts, timeout=10)
         closed = [json.loads(tp.metadata)["closed_until"] for tp in committed if tp.metadata]
+        self.start_closed = max(closed) if closed else None
         if closed and self.monitor is not None:
-            self.monitor.closed_until = max(closed)
+            self.monitor.closed_until = self.start_closed
+        self.start_offsets = {
+            tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in committed
+        }
         self.consumer.assign(committed)
+        self._next_poll = self.clock() + self.settings.model_poll_interval_s
         for tp in committed:  # partitions with data waiting hold the watermark back
             high = self.consumer.get_watermark_offsets(tp, timeout=10)[1]
             if high > max(tp.offset, 0):
                 self.partition_time.setdefault(tp.partition, -(2**62))
 
     def step(self, timeout_s: float = 0.2) -> int:
-        """One micro-batch: decode, update, publish closed windows, commit."""
+        """One micro-batch: decode, update, publish closed windows, commit.
+
+        A new champion reference found by the registry poll is applied first, between batches.
+        """
+        self.refresh_reference()
         messages = self.consumer.consume(self.settings.batch_max_events, timeout=timeout_s)
         ts, rows, parts, offs = [], [], [], []
         version, width = self.feature_set.version, len(self.names)
@@ -322,6 +441,9 @@ class DriftAgent:
 
     def close(self) -> None:
         """Leave without committing partial windows (they are re-read at the next start)."""
+        if self._poller is not None:
+            self._poller.shutdown(wait=False, cancel_futures=True)
+            self._poller, self._poll = None, None
         if self.producer is not None:
             self.producer.flush()
         if self.consumer is not None:

@@ -132,7 +132,10 @@ class Settings(BaseSettings):
     drift_psi_warn: float = Field(0.1, gt=0, description="PSI at or above which drift warns.")
     drift_psi_alert: float = Field(0.25, gt=0, description="PSI at or above which drift alerts.")
     drift_reference_model: str = Field(
-        "", description="Registered model whose drift reference is used ('' = stream window)."
+        "",
+        description="Registered model whose champion's training reference drift compares with "
+        "('' = the served model, the first of TICKCAST_MODEL_NAME; 'stream' = the stream's "
+        "first window only). Without a champion reference: the stream window until one exists.",
     )
     drift_reference_size: int = Field(
         2000, ge=10, description="Feature vectors in the stream reference window (fallback)."

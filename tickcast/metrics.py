@@ -81,6 +81,12 @@ DEAD_LETTERS = MetricSpec(
     "tickcast_dead_letters_total", "counter", "Records sent to a dead-letter topic, by reason.",
     ("topic", "reason"),
 )  # fmt: skip
+SIDE_RECORDS = MetricSpec(
+    "tickcast_side_records_total", "counter",
+    "Side-stream records (macro, news) the worker took, by outcome: applied, late (applied "
+    "from then on, never retroactively), ignored (no feature uses it), refused (bad record).",
+    ("topic", "outcome"),
+)  # fmt: skip
 WORKER_TURN = _h(
     "tickcast_worker_turn_ms", "Time per phase of the direct worker's loop turn (ms).", ("phase",)
 )
@@ -136,6 +142,21 @@ DATA_DRIFT_PSI = MetricSpec(
     "data_drift_psi", "gauge", "Population stability index of a feature vs. its reference.",
     ("feature",), "model",
 )  # fmt: skip
+DRIFT_REFERENCE_INFO = MetricSpec(
+    "tickcast_drift_reference_info", "gauge",
+    "1 for the reference drift compares with: source champion (its model and version) or "
+    "stream (the stream's first window).", ("source", "model", "version"), "model",
+)  # fmt: skip
+DRIFT_REFERENCE_SWITCHES = MetricSpec(
+    "tickcast_drift_reference_switches_total", "counter",
+    "Times drift changed its reference (a new champion, or the first one after the stream "
+    "window), by the source switched to.", ("source",), "model",
+)  # fmt: skip
+DRIFT_REFERENCE_ERRORS = MetricSpec(
+    "tickcast_drift_reference_errors_total", "counter",
+    "Champion references drift could not use (registry, missing, garbage, empty, "
+    "feature_set); it keeps its current reference.", ("reason",), "model",
+)  # fmt: skip
 PREDICTION_DURATION = MetricSpec(
     "prediction_duration_seconds", "histogram", "Time to score one micro-batch (seconds).",
     ("model",), "model", DURATION_BUCKETS_S,
@@ -188,10 +209,11 @@ LAG_COLLECT_ERRORS = MetricSpec(
 
 #: The whole catalogue, in documentation order.
 SPECS: tuple[MetricSpec, ...] = (
-    STAGE_LATENCY, WORKER_TURN, EVENTS, DEAD_LETTERS, REDIS_OP, REDIS_ERRORS, CLICKHOUSE_OP,
+    STAGE_LATENCY, WORKER_TURN, EVENTS, DEAD_LETTERS, SIDE_RECORDS, REDIS_OP, REDIS_ERRORS, CLICKHOUSE_OP,
     CLICKHOUSE_ERRORS, HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, DEGRADED,
     PREDICTION_AGE, LAST_PREDICTION,
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
+    DRIFT_REFERENCE_INFO, DRIFT_REFERENCE_SWITCHES, DRIFT_REFERENCE_ERRORS,
     PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS, PROMOTION_DECISIONS,
     SHARPE, MAX_DRAWDOWN, DAILY_PNL,
     KAFKA_LAG, KAFKA_COMMITTED, KAFKA_END, LAG_COLLECT_ERRORS,
@@ -266,6 +288,7 @@ class Metrics:
         self.worker_turn_ms = _histogram(WORKER_TURN, r)
         self.events = _counter(EVENTS, r)
         self.dead_letters = _counter(DEAD_LETTERS, r)
+        self.side_records = _counter(SIDE_RECORDS, r)
         self.redis_op_ms = _histogram(REDIS_OP, r)
         self.redis_errors = _counter(REDIS_ERRORS, r)
         self.clickhouse_op_ms = _histogram(CLICKHOUSE_OP, r)
@@ -281,6 +304,9 @@ class Metrics:
         self.model_log_loss = _gauge(MODEL_LOG_LOSS, r)
         self.prediction_confidence = _histogram(PREDICTION_CONFIDENCE, r)
         self.data_drift_psi = _gauge(DATA_DRIFT_PSI, r)
+        self.drift_reference_info = _gauge(DRIFT_REFERENCE_INFO, r)
+        self.drift_reference_switches = _counter(DRIFT_REFERENCE_SWITCHES, r)
+        self.drift_reference_errors = _counter(DRIFT_REFERENCE_ERRORS, r)
         self.prediction_duration_seconds = _histogram(PREDICTION_DURATION, r)
         self.feature_importance = _gauge(FEATURE_IMPORTANCE, r)
         self.model_info = _gauge(MODEL_INFO, r)
@@ -376,6 +402,11 @@ class Metrics:
         """Publish the latest PSI of each feature."""
         for feature, psi in psi_by_feature.items():
             self.data_drift_psi.labels(feature=feature).set(psi)
+
+    def set_drift_reference(self, source: str, model: str, version: str) -> None:
+        """Say which reference drift compares with (replacing the previous one)."""
+        self.drift_reference_info.clear()
+        self.drift_reference_info.labels(source=source, model=model, version=version).set(1)
 
     def set_feature_importance(self, model: str, importance: dict[str, float]) -> None:
         """Publish the champion's feature importances (replacing the previous model's)."""

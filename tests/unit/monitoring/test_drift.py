@@ -156,7 +156,7 @@ def test_first_open_offsets_bound_commits() -> None:
 
 def test_training_reference_json_is_accepted() -> None:
     """The registry's reference.json (training/reference.py) feeds the drift monitor."""
-    from monitoring.drift_process import parse_reference
+    from monitoring.drift_reference import parse_reference
     from training.reference import reference_from_matrix
 
     rng = np.random.default_rng(9)
