@@ -79,6 +79,71 @@ def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
     return exprs
 
 
+# --- the queries as Grafana sends them -------------------------------------------------------
+_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)\]\]|\$(\w+)")
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One query a dashboard sends: where it comes from, its PromQL, instant or range."""
+
+    where: str
+    expr: str
+    instant: bool
+
+
+def grafana_values(dashboard: dict[str, Any], rate_interval: str = "1m") -> dict[str, str]:
+    """Values for the dashboard's variables as Grafana substitutes them on its default view:
+    the built-in intervals, and ``.*`` for a query variable set to *All*."""
+    values = {"__rate_interval": rate_interval, "__interval": "15s", "__interval_ms": "15000",
+              "__range": "6h", "__range_s": "21600", "__range_ms": "21600000"}  # fmt: skip
+    for var in dashboard.get("templating", {}).get("list", []):
+        if var.get("type") == "query":
+            current = var.get("current", {}).get("value", [])
+            chosen = current if isinstance(current, list) else [current]
+            all_ = "$__all" in chosen or not chosen
+            values[var["name"]] = ".*" if all_ else "|".join(str(v) for v in chosen)
+    return values
+
+
+def render_expr(expr: str, values: dict[str, str]) -> str:
+    """``expr`` with ``$name``, ``${name}`` and ``[[name]]`` replaced; unknown names stay (so
+    Prometheus refuses the ``$``).
+
+    >>> render_expr('rate(x{m=~"$model"}[$__rate_interval])', {"model": ".*",
+    ...             "__rate_interval": "1m"})
+    'rate(x{m=~".*"}[1m])'
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = next(group for group in match.groups() if group)
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(value, expr)
+
+
+def panel_queries(dashboard: dict[str, Any], rate_interval: str = "1m") -> list[PanelQuery]:
+    """Every query of a dashboard, rendered: panel targets (instant or range, as the panel
+    asks) and the query variables' expressions (instant)."""
+    values = grafana_values(dashboard, rate_interval)
+    queries = [
+        PanelQuery(f"{dashboard['title']} / {panel['title']} / {target['refId']}",
+                   render_expr(target["expr"], values), bool(target.get("instant")))
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]  # fmt: skip
+    variables = [v for v in dashboard.get("templating", {}).get("list", [])
+                 if v.get("type") == "query"]  # fmt: skip
+    exprs = dashboard_exprs({"panels": [], "templating": {"list": variables}})
+    queries += [
+        PanelQuery(f"{dashboard['title']} / variable ${var['name']}",
+                   render_expr(expr, values), True)
+        for var, expr in zip(variables, exprs, strict=True)
+    ]  # fmt: skip
+    return queries
+
+
 # --- panel descriptions ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Q:
