@@ -82,9 +82,19 @@ class MlflowSource:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._pinned: Versions | None = None
 
     def watch(self, name: str) -> Versions:
-        return watch_aliases(self.settings, name)
+        pinned = [v for v in self.settings.model_versions.split(",") if v.strip()]
+        first = self.settings.model_name.split(",")[0].strip()
+        if not pinned or name != first:
+            return watch_aliases(self.settings, name)
+        if self._pinned is None:  # resolved once: a pinned run never follows an alias
+            from training.registry import resolve_versions  # mlflow: imported on use
+
+            versions = resolve_versions(self.settings, name, pinned)
+            self._pinned = (versions[0], versions[1:])
+        return self._pinned
 
     def load(self, name: str, versions: Versions) -> ModelSet:
         return load_model_set(self.settings, name, versions)

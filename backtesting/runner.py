@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -349,6 +349,21 @@ def _write_outputs(
             log.warning("backtest.mlflow_failed", model=key, error=str(exc))
 
 
+def pin_versions(base: Settings, request: BacktestRequest) -> BacktestRequest:
+    """``request`` with its versions and aliases resolved to version numbers.
+
+    Done before the run starts, so an unknown version is a clear error (:class:`ModelError`)
+    and the worker scores exactly the versions the report names, whatever an alias points
+    at by the time the replay ends.
+    """
+    if not (request.model and request.versions):
+        return request
+    from training.registry import resolve_versions
+
+    found = resolve_versions(base, request.model, request.versions)
+    return replace(request, versions=tuple(str(v) for v in found))
+
+
 def run_backtest(
     base: Settings, request: BacktestRequest, console: Console | None = None
 ) -> BacktestOutcome:
@@ -358,6 +373,7 @@ def run_backtest(
     from tickcast.processes import ServiceProcess
 
     run_id = check_run_id(request.run_id or new_run_id(), base)
+    request = pin_versions(base, request)
     ns = run_settings(base, run_id, request.model, request.versions)
     directory = run_dir(base, run_id)
     directory.mkdir(parents=True, exist_ok=True)

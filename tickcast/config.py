@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         "tickcast-direction-h1",
         description="Registered model(s) the worker scores (comma; the first feeds Redis).",
     )
+    model_versions: str = Field(
+        "",
+        description=(
+            "Pin the first model to these versions or aliases (comma, e.g. '3,champion'): "
+            "resolved once at start, the first feeds Redis; empty follows the aliases."
+        ),
+    )
     model_poll_interval_s: float = Field(
         5.0, gt=0, description="Seconds between registry alias / online checkpoint polls."
     )

@@ -360,6 +360,34 @@ def watch_aliases(settings: Settings, name: str) -> tuple[int | None, tuple[int,
     return champ, tuple(chall)
 
 
+def resolve_versions(settings: Settings, name: str, refs: Sequence[str]) -> tuple[int, ...]:
+    """Version numbers of ``refs`` (numbers or aliases such as ``champion``), in order.
+
+    Raises :class:`ModelError` naming the first that does not exist, so a pinned run fails
+    before it starts rather than scoring nothing.
+    """
+    from mlflow.exceptions import MlflowException
+
+    out: list[int] = []
+    with _mlflow(settings) as client:
+        for ref in refs:
+            text = str(ref).strip()
+            if text.isdigit():
+                try:
+                    client.get_model_version(name, text)
+                except MlflowException as exc:
+                    if _missing(exc):
+                        raise ModelError(f"{name} has no version {text}") from exc
+                    raise  # the registry is down: DependencyError from _mlflow
+                out.append(int(text))
+                continue
+            version = _alias_version(client, name, text) if text else None
+            if version is None:
+                raise ModelError(f"{name} has no version or alias {text!r}")
+            out.append(version)
+    return tuple(dict.fromkeys(out))
+
+
 def set_version_tags(settings: Settings, name: str, version: int, tags: Mapping[str, str]) -> None:
     """Add ``tags`` to a registered version (values cut to 5000 characters)."""
     with _mlflow(settings) as client:

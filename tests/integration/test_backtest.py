@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis
@@ -27,15 +28,43 @@ from backtesting.runner import (
     run_dir,
 )
 from devtools import datasets
+from indicators.feature_set import FeatureSet
 from monitoring.lag import KafkaOffsets
 from streams.replay import publish
 from streams.topics import apply_topics, load_topic_spec
 from tests.integration.pipeline import read_topic
 from tickcast.config import Settings
+from tickcast.errors import ModelError
+from training.champion import PackagedModel
+from training.models import make_model
+from training.registry import default_name, register, resolve_versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FROM, TO = "2010-01-01", "2010-06-30"
+NAME = default_name(1)
+
+
+def xgb_model(seed: int) -> PackagedModel:
+    """A small XGBoost on the worker's own feature set, so every warm row is scored."""
+    fs = FeatureSet.default()
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, len(fs.names)))
+    y = (X[:, seed % len(fs.names)] + 0.5 * rng.standard_normal(300) > 0).astype(int)
+    model = make_model("xgboost", seed, {"n_estimators": 10, "max_depth": 3})
+    model.fit(pd.DataFrame(X, columns=list(fs.names)), y)
+    return PackagedModel("xgboost", model, tuple(fs.names), fs.version, 1, 0.005, (0, 1))
+
+
+def own_registry(settings: Settings, tmp_path: Path) -> Settings:
+    """``settings`` with a private MLflow store (a fresh Settings: no cached URIs)."""
+    return Settings(
+        **{
+            **settings.model_dump(),
+            "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+            "mlflow_artifact_root": str(tmp_path / "mlflow" / "artifacts"),
+        }
+    )
 
 
 def twenty_symbols() -> pd.DataFrame:
@@ -117,8 +146,12 @@ def same(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 @pytest.fixture
-def production(settings: Settings) -> Settings:
-    """The test namespace loaded like production: ticks, committed offsets, Redis keys."""
+def production(settings: Settings, tmp_path: Path) -> Settings:
+    """The test namespace loaded like production: ticks, committed offsets, Redis keys, and
+    a registry of its own where v1 is the champion and v2 a challenger."""
+    settings = own_registry(settings, tmp_path)
+    assert register(xgb_model(1), name=NAME, settings=settings).role == "champion"
+    assert register(xgb_model(2), name=NAME, settings=settings).role == "challenger"
     apply_topics(settings)
     publish(settings, twenty_symbols(), "feed:sp500-daily")
     ticks = settings.topic("ticks")
@@ -145,13 +178,16 @@ def test_topic_range_backtest_is_exact_isolated_and_deterministic(
     before = {"test": snapshot(production, names), "live": snapshot(live, ["ticks"])}
     topics_before = topics_now(production)
     run_ids = [f"bt-{production.consumer_group}-{tag}" for tag in ("a", "b")]
+    # the same two versions pinned, once by alias and once by number
+    pins = [("champion", "2"), ("1", "2")]
     outcomes: list[BacktestOutcome] = []
     features: list[list[tuple[Any, ...]]] = []
     try:
-        for run_id in run_ids:
+        for run_id, versions in zip(run_ids, pins, strict=True):
             request = BacktestRequest(
                 source="topic", from_ms=parse_time(FROM), to_ms=parse_time(TO, end=True),
                 run_id=run_id, keep=True, log_mlflow=False, timeout_s=240,
+                model=NAME, versions=versions,
             )  # fmt: skip
             outcomes.append(run_backtest(production, request))
             ns = production.model_copy(update={"topic_prefix": f"{run_id}."})
@@ -179,6 +215,14 @@ def test_topic_range_backtest_is_exact_isolated_and_deterministic(
             }))  # fmt: skip
     # determinism: identical predictions and feature records (ids included) in both runs
     a, b = outcomes
+    assert not a.note, a.note
+    scored = a.predictions
+    assert set(scored["model_version"].astype(str)) == {"1", "2"}
+    assert set(scored["model_name"]) == {NAME}
+    # v1 (pinned first) scores as the champion, v2 beside it, on the same warm rows
+    by_version = scored.groupby(scored["model_version"].astype(str))
+    assert set(by_version.get_group("1")["role"]) == {"CHAMPION"}
+    assert len(by_version.get_group("1")) == len(by_version.get_group("2")) > 0
     assert comparable(a.predictions) == comparable(b.predictions)
     assert [r[:2] + r[3:] for r in features[0]] == [r[:2] + r[3:] for r in features[1]]
     assert all(same(x[2], y[2]) for x, y in zip(*features, strict=True))
@@ -214,3 +258,14 @@ def test_dataset_backtest_cleans_up_and_reports(settings: Settings) -> None:
     assert run_leftovers(settings, run_id) == {"topics": [], "groups": [], "keys": []}
     assert Path(outcome.files["json"]).exists()
     assert (run_dir(settings, run_id) / "summary.json").exists()
+
+
+def test_pinned_versions_resolve_or_fail_clearly(settings: Settings, tmp_path: Path) -> None:
+    registry = own_registry(settings, tmp_path)
+    register(xgb_model(1), name=NAME, settings=registry)
+    register(xgb_model(2), name=NAME, settings=registry)
+    assert resolve_versions(registry, NAME, ["2", "champion", "1"]) == (2, 1)
+    with pytest.raises(ModelError, match="no version 7"):
+        resolve_versions(registry, NAME, ["1", "7"])
+    with pytest.raises(ModelError, match="no version or alias 'nightly'"):
+        resolve_versions(registry, NAME, ["nightly"])

@@ -179,13 +179,11 @@ def test_run_id_must_not_collide_with_the_base_namespace() -> None:
 
 
 def test_model_set_is_frozen_for_the_run() -> None:
-    ns = runner.run_settings(Settings(), "bt-x-123456", "m")
-    if "model_name" in Settings.model_fields:
-        assert ns.model_name == "m"  # type: ignore[attr-defined]
-    if "model_poll_interval_s" in Settings.model_fields:
-        assert ns.model_poll_interval_s >= 1e9  # type: ignore[attr-defined]
-    if "online_shadow_models" in Settings.model_fields:
-        assert ns.online_shadow_models == ""  # type: ignore[attr-defined]
+    ns = runner.run_settings(Settings(), "bt-x-123456", "m", ("3", "5"))
+    assert ns.model_name == "m"
+    assert ns.model_versions == "3,5"  # the worker scores exactly these (MlflowSource.watch)
+    assert ns.model_poll_interval_s >= 1e9
+    assert ns.online_shadow_models == ""
     frozen = set(runner.FROZEN_MODEL_SET)
     assert runner.model_overrides(None, (), frozen) == runner.FROZEN_MODEL_SET
 
