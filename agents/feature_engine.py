@@ -23,7 +23,7 @@ import math
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from indicators.bar import Bar
 from indicators.errors import InvalidBarError
@@ -101,6 +101,14 @@ _BAR_REASONS = {
 StateLoader = Callable[[str, int], SymbolStream | None]
 
 
+class SideColumns(Protocol):
+    """Columns appended after the indicators (agents.side_inputs: macro, news, sectors)."""
+
+    def extend(self, symbol: str, ts: int, close: float, extra: dict[str, Any]) -> list[float]:
+        """The side values of ``symbol``'s bar at ``ts`` (``extra``: the symbol's saved state)."""
+        ...
+
+
 class FeatureEngine:
     """Decode, validate and featurise micro-batches of ticks."""
 
@@ -109,8 +117,11 @@ class FeatureEngine:
         feature_set: FeatureSet,
         rules: ValidationRules | None = None,
         codec: AvroCodec | None = None,
+        side: SideColumns | None = None,
     ) -> None:
         self.feature_set = feature_set
+        self.side = side
+        """When set, its columns follow the indicators' (``feature_set`` names them all)."""
         self.rules = rules or ValidationRules()
         # The struct-based decoder reads the current Tick schema; it hands any other writer
         # schema (or a damaged payload) to ``codec``/fastavro, so results are identical.
@@ -189,6 +200,8 @@ class FeatureEngine:
                 reason = _BAR_REASONS.get(exc.reason, "OTHER")
                 out.dead_letters.append(self._dead(record, reason, str(exc), now_ms, tick))
                 continue
+            if self.side is not None:
+                values = values + self.side.extend(symbol, tick["ts"], tick["close"], state.extra)
             state.last_ts = tick["ts"]
             state.last_values = values
             if state.last_ts > latest.get(partition, -1):

@@ -15,8 +15,10 @@ from agents.direct_runner import run_direct
 from agents.feature_engine import FeatureEngine
 from agents.feature_stage import FeatureStage
 from agents.predictions import PredictionStage
+from agents.side_inputs import SideFeatureEngine, SideInputs
 from agents.stages import BatchStage
 from indicators.feature_set import FeatureSet
+from sidestreams.features import spec_from_settings
 from streams.validation import ValidationRules
 from tickcast.config import Settings
 from tickcast.metrics import Metrics, get_metrics, serve_metrics
@@ -30,11 +32,19 @@ RUNNERS = ("direct", "faust")
 def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureStage:
     """The feature stage with scoring + outcomes (unless disabled); not yet opened."""
     metrics = metrics or get_metrics()
-    engine = FeatureEngine(FeatureSet.default(), ValidationRules.from_settings(settings))
+    rules = ValidationRules.from_settings(settings)
+    engine = FeatureEngine(FeatureSet.default(), rules)
+    side = None
+    if settings.side_features:  # macro, news and sector columns (agents.side_inputs)
+        inputs = SideInputs(settings, spec_from_settings(settings), metrics)
+        engine = side = SideFeatureEngine(FeatureSet.default(), inputs, rules)
     stages: list[BatchStage] = []
     if settings.scoring_enabled:
         stages.append(PredictionStage(settings, metrics, engine.feature_set))
-    return FeatureStage(settings, engine, metrics, stages)
+    stage = FeatureStage(settings, engine, metrics, stages)
+    if side is not None:
+        side.owned = stage.owned
+    return stage
 
 
 def build_worker_app(

@@ -27,6 +27,8 @@ False
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -36,8 +38,16 @@ from schemas.records import MacroObservation, NewsItem
 from sidestreams.asof import AsOfSeries, DecayedSentiment
 from sidestreams.sector import SECTOR_FEATURES, SectorBoard
 from sidestreams.sentiment import score_headline
+from tickcast.config import Settings
 
-__all__ = ["DAY_MS", "SideSpec", "SideState", "side_feature_columns"]
+__all__ = [
+    "DAY_MS",
+    "SideSpec",
+    "SideState",
+    "side_feature_columns",
+    "side_version",
+    "spec_from_settings",
+]
 
 DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
@@ -148,3 +158,37 @@ class SideState:
         if self.board is not None:
             out += self.board.update(symbol, ts, close)
         return out
+
+
+def side_version(base_version: str, spec: SideSpec) -> str:
+    """12 hex chars naming the indicators' version plus the side columns and their rules.
+
+    >>> side_version("abc", SideSpec()) == side_version("abc", SideSpec(half_life_hours=24))
+    True
+    >>> side_version("abc", SideSpec()) == side_version("abc", SideSpec(half_life_hours=12))
+    False
+    """
+    body = {
+        "base": base_version,
+        "names": list(spec.names),
+        "half_life_hours": float(spec.half_life_hours),
+        "sectors": sorted((spec.sectors or {}).items()),
+        "impl": "sidestreams/1",
+    }
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def spec_from_settings(settings: Settings) -> SideSpec:
+    """The :class:`SideSpec` of ``TICKCAST_SIDE_*`` (``docs/side_streams.md``)."""
+    from sidestreams.sector import load_sector_map
+
+    where = settings.side_sector_map.strip()
+    sectors = None if where == "none" else load_sector_map(None if where == "packaged" else where)
+    series = tuple(s.strip() for s in settings.side_macro_series.split(",") if s.strip())
+    return SideSpec(
+        macro_series=series,
+        half_life_hours=settings.side_news_half_life_h,
+        sectors=sectors,
+        max_records=settings.side_max_records,
+    )

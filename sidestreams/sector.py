@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["SECTOR_FEATURES", "UNKNOWN", "SectorBoard", "load_sector_map"]
+__all__ = ["SECTOR_FEATURES", "UNKNOWN", "SectorBoard", "SymbolReturns", "load_sector_map"]
 
 SECTOR_FEATURES = ("sector_ret", "market_ret", "rel_sector_ret", "rel_market_ret")
 UNKNOWN = "UNKNOWN"
@@ -53,7 +53,7 @@ def load_sector_map(path: Path | str | None = None) -> dict[str, str]:
 
 
 @dataclass(slots=True)
-class _Returns:
+class SymbolReturns:
     """A symbol's last close and its two latest one-bar returns with their bar times."""
 
     close: float
@@ -81,7 +81,7 @@ class SectorBoard:
     """Per-symbol latest returns and the equal-weight means over sectors and market."""
 
     sectors: Mapping[str, str]
-    symbols: dict[str, _Returns] = field(default_factory=dict)
+    symbols: dict[str, SymbolReturns] = field(default_factory=dict)
 
     def features(self, symbol: str, ts: int) -> list[float]:
         """:data:`SECTOR_FEATURES` for a bar of ``symbol`` at ``ts`` (bars before ts only)."""
@@ -106,7 +106,7 @@ class SectorBoard:
         out = self.features(symbol, ts)
         state = self.symbols.get(symbol)
         if state is None:
-            self.symbols[symbol] = _Returns(close, ts)
+            self.symbols[symbol] = SymbolReturns(close, ts)
         elif ts > state.ts and close > 0.0 and state.close > 0.0:
             state.prev, state.prev_ts = state.ret, state.ret_ts
             state.ret, state.ret_ts = math.log(close / state.close), ts

@@ -90,6 +90,26 @@ class Settings(BaseSettings):
         "restarted within the session time-out keeps its partitions without a rebalance.",
     )  # fmt: skip
 
+    # Side streams (docs/side_streams.md)
+    side_features: bool = Field(
+        False, description="Append the side features (macro, news sentiment, sector returns) "
+        "to the worker's feature vector; they change the feature-set version.",
+    )  # fmt: skip
+    side_macro_series: str = Field(
+        "realgdp,unemp,infl,tbilrate", description="Macro series ids the side features use "
+        "(comma-separated; records of other series are ignored).",
+    )  # fmt: skip
+    side_news_half_life_h: float = Field(
+        24.0, gt=0, description="Half-life (hours) of the decayed news sentiment."
+    )
+    side_sector_map: str = Field(
+        "packaged", description="symbol,sector CSV for the sector features: 'packaged' (the "
+        "sample map in sidestreams/data), a path, or 'none' to leave them out.",
+    )  # fmt: skip
+    side_max_records: int = Field(
+        4096, ge=2, description="Most records an as-of table keeps (per series, per symbol)."
+    )
+
     # Redis
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
     redis_key_prefix: str = Field("tc:", description="Prefix of every Redis key (namespaces).")
