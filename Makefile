@@ -6,9 +6,9 @@ PIP := $(VENV)/bin/pip
 TICKCAST := $(VENV)/bin/tickcast
 PYTHON ?= python3
 
-.PHONY: deps venv system-deps kafka-jars console-assets demo test test-unit lint up down doctor clean
+.PHONY: deps venv system-deps kafka-jars console-assets airflow-env demo test test-unit lint up down doctor clean
 
-deps: system-deps venv kafka-jars console-assets
+deps: system-deps venv kafka-jars console-assets airflow-env
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -27,6 +27,11 @@ kafka-jars:
 # The console's chart library from npm (pinned by serving/console/package-lock.json).
 console-assets:
 	@bash serving/console/build_assets.sh
+
+# Apache Airflow in a virtualenv of its own (pinned by infra/airflow/constraints-*.txt, built
+# once into .tickcast/): tests/integration/test_airflow_dag.py loads the DAG with its DagBag.
+airflow-env: venv
+	@$(PY) -m devtools.airflow_env >/dev/null
 
 up: deps
 	@$(TICKCAST) up
