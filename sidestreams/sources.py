@@ -69,7 +69,10 @@ class Loaded(Generic[T]):
 class SideSource(Protocol):
     """One side data source: its topic (``macro`` or ``news``) and its records."""
 
-    topic: str
+    @property
+    def topic(self) -> str:
+        """``macro`` or ``news``."""
+        ...
 
     def load(self) -> Loaded[Any]:
         """Read the source; never raises on a bad row (it is rejected with a reason)."""

@@ -56,6 +56,7 @@ def _mount_subcommands() -> None:
     from serving.cli import app as serve_app
     from serving.cli import token_command, users_app
     from sinks.cli import app as sink_app
+    from sidestreams.cli import app as side_app
     from sinks.cli import features
     from streams.cli import topics_app
     from training.cli import app as train_app
@@ -63,6 +64,7 @@ def _mount_subcommands() -> None:
     for command in (dev.up, dev.down, dev.status, dev.doctor):
         app.command()(command)
     app.add_typer(topics_app, name="topics")
+    app.add_typer(side_app, name="side")
     app.command()(worker)
     app.command()(dev.demo)
     app.command()(features)
