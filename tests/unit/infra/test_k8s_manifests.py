@@ -8,6 +8,7 @@ Generated files equal a fresh render, every ``TICKCAST_*`` variable is a Setting
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,12 +44,35 @@ def _all_docs() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def _pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a workload (a CronJob's is inside its job template)."""
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    return dict(spec["template"])
+
+
 def _containers(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if doc["kind"] not in WORKLOAD_KINDS:
         return
-    pod = doc["spec"]["template"]["spec"]
+    pod = _pod_template(doc)["spec"]
     yield from pod.get("initContainers", [])
     yield from pod["containers"]
+
+
+def _tickcast_argvs(container: dict[str, Any]) -> list[list[str]]:
+    """Each ``tickcast ...`` invocation of a container: its command, or the lines of a
+    ``/bin/sh -c`` script (up to a shell operator), without the leading ``tickcast``."""
+    argv = list(container.get("command", [])) + list(container.get("args", []))
+    if argv[:1] == ["tickcast"]:
+        return [argv[1:]]
+    if argv[:1] != ["/bin/sh"] or not argv[1].startswith("-") or "c" not in argv[1]:
+        return []
+    found = []
+    for line in argv[2].splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["tickcast"]:
+            stop = [i for i, w in enumerate(words) if w in {"&&", "||", ";", "|"}]
+            found.append(words[1 : stop[0] if stop else len(words)])
+    return found
 
 
 def _render_module() -> ModuleType:
@@ -197,9 +221,7 @@ def _tickcast_commands() -> list[tuple[str, list[str]]]:
     found = []
     for file, doc in _all_docs():
         for container in _containers(doc):
-            argv = list(container.get("command", [])) + list(container.get("args", []))
-            if argv and argv[0] == "tickcast":
-                found.append((f"{file}:{container['name']}", argv[1:]))
+            found += [(f"{file}:{container['name']}", a) for a in _tickcast_argvs(container)]
     return found
 
 
@@ -209,12 +231,19 @@ def test_every_tickcast_command_exists_with_its_options() -> None:
     for _, argv in commands:
         first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
         used.add(" ".join(argv[:first_option]))
-    assert {"worker", "serve", "sink run", "sink migrate", "drift", "learner run"} <= used
+    assert {"worker", "serve", "sink run", "sink migrate", "drift", "learner run", "train",
+            "backup"} <= used  # fmt: skip
     for where, argv in commands:
         command, options = _resolve(argv)
         known = {opt for param in command.params for opt in param.opts}
         missing = [o for o in options if o not in known]
         assert not missing, f"{where}: `tickcast {' '.join(argv)}` has no option {missing}"
+
+
+def test_shell_scripts_are_searched_for_tickcast_commands() -> None:
+    script = {"command": ["/bin/sh", "-ec", 'd=/b/x\ntickcast backup --to "$d" && ls  # c\n']}
+    assert _tickcast_argvs(script) == [["backup", "--to", "$d"]]
+    assert _tickcast_argvs({"command": ["mlflow", "server"]}) == []
 
 
 def _workload(name: str) -> dict[str, Any]:
@@ -230,7 +259,10 @@ def test_worker_is_a_statefulset_within_the_partition_count() -> None:
     assert 1 <= worker["spec"]["replicas"] <= int(_configmap()["TICKCAST_PARTITIONS"])
     assert worker["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
     (container,) = worker["spec"]["template"]["spec"]["containers"]
-    port = int(container["command"][container["command"].index("--metrics-port") + 1])
+    command = container["command"]
+    assert command[:2] == ["tickcast", "worker"]
+    assert command[command.index("--runner") + 1] == "direct"  # the default runner, explicitly
+    port = int(command[command.index("--metrics-port") + 1])
     assert {p["containerPort"] for p in container["ports"]} == {port}
     assert container["livenessProbe"]["httpGet"]["port"] == "metrics"
     assert worker["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
@@ -263,7 +295,110 @@ def test_api_probes_and_autoscaler() -> None:
 def test_every_tickcast_pod_reads_the_config_and_the_secret() -> None:
     for file, doc in _all_docs():
         for container in _containers(doc):
-            if container.get("command", [""])[0] != "tickcast":
+            if not _tickcast_argvs(container):
                 continue  # e.g. the MLflow server, which runs from the same image
             refs = {next(iter(r.values()))["name"] for r in container.get("envFrom", [])}
             assert refs == {"tickcast-config", "tickcast-secrets"}, f"{file}:{container['name']}"
+
+
+def _long_running() -> list[tuple[str, dict[str, Any]]]:
+    return [(f, d) for f, d in _all_docs() if d["kind"] in {"Deployment", "StatefulSet"}]
+
+
+def test_every_container_has_requests_and_a_memory_limit() -> None:
+    for file, doc in _all_docs():
+        for container in _containers(doc):
+            resources = container.get("resources", {})
+            where = f"{file}:{container['name']}"
+            assert {"cpu", "memory"} <= set(resources.get("requests", {})), where
+            assert "memory" in resources.get("limits", {}), where
+
+
+def test_every_long_running_container_has_a_liveness_probe_on_a_declared_port() -> None:
+    for file, doc in _long_running():
+        for container in _pod_template(doc)["spec"]["containers"]:
+            probes = [container[k] for k in ("livenessProbe", "readinessProbe") if k in container]
+            assert "livenessProbe" in container, f"{file}:{container['name']}"
+            names = {p.get("name") for p in container.get("ports", [])}
+            numbers = {p["containerPort"] for p in container.get("ports", [])}
+            for probe in probes:
+                check = probe.get("httpGet") or probe.get("tcpSocket")
+                if check is not None:  # exec probes name no port
+                    assert check["port"] in names | numbers, f"{file}:{container['name']}"
+
+
+def test_the_sink_and_drift_probes_call_their_metrics_port() -> None:
+    for name in ("tickcast-sink", "tickcast-drift"):
+        (container,) = _pod_template(_workload(name))["spec"]["containers"]
+        port = container["command"][container["command"].index("--metrics-port") + 1]
+        assert container["ports"] == [{"name": "metrics", "containerPort": int(port)}]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, "only matchLabels selectors are checked here"
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def test_every_long_running_workload_has_one_disruption_budget_that_lets_drains_go_on() -> None:
+    budgets = [d for _, d in _all_docs() if d["kind"] == "PodDisruptionBudget"]
+    covered = set()
+    for file, doc in _long_running():
+        labels = _pod_template(doc)["metadata"]["labels"]
+        mine = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
+        assert len(mine) == 1, f"{file}: {doc['metadata']['name']} has {len(mine)} budgets"
+        (budget,) = mine
+        covered.add(budget["metadata"]["name"])
+        replicas = doc["spec"].get("replicas")  # None: the API's HPA (minReplicas 2)
+        spec = budget["spec"]
+        if replicas == 1:
+            assert spec == {**spec, "maxUnavailable": 1}, "a single pod must stay evictable"
+        else:
+            assert spec.get("maxUnavailable") == 1 or spec.get("minAvailable") == 1
+    assert covered == {b["metadata"]["name"] for b in budgets}, "a budget selects no workload"
+
+
+def _cronjob(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    job = _workload(name)
+    assert job["kind"] == "CronJob"
+    return job, _pod_template(job)["spec"]
+
+
+def _claims() -> set[str]:
+    return {d["metadata"]["name"] for _, d in _all_docs() if d["kind"] == "PersistentVolumeClaim"}
+
+
+def test_the_daily_training_cronjob() -> None:
+    job, pod = _cronjob("tickcast-training")
+    assert job["spec"]["schedule"].split()[2:] == ["*", "*", "*"]  # daily
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["command"][:2] == ["tickcast", "train"]
+    dataset = container["command"][container["command"].index("--dataset") + 1]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert Path(dataset).parent.as_posix() in mounts  # the bars are on the job's volume
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"] in _claims()
+
+
+def test_the_daily_backup_cronjob_writes_a_new_dated_directory() -> None:
+    job, pod = _cronjob("tickcast-backup")
+    assert job["spec"]["schedule"].split()[2:] == ["*", "*", "*"]
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = pod["containers"]
+    (argv,) = _tickcast_argvs(container)
+    assert argv[0] == "backup"
+    assert argv[argv.index("--to") + 1] == "$dir"
+    assert 'dir="/backups/$(date -u +' in container["command"][2]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claim = {v["name"]: v for v in pod["volumes"]}[mounts["/backups"]]["persistentVolumeClaim"]
+    assert claim["claimName"] in _claims()
+    # ClickHouse writes its BACKUP at the same path on its node: same volume, same path.
+    clickhouse = _pod_template(_workload("clickhouse"))["spec"]
+    (server,) = clickhouse["containers"]
+    shared = {v["name"] for v in clickhouse["volumes"] if v.get("persistentVolumeClaim", {})
+              .get("claimName") == claim["claimName"]}  # fmt: skip
+    assert {m["mountPath"] for m in server["volumeMounts"] if m["name"] in shared} == {"/backups"}
+    affinity = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert affinity[0]["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "clickhouse"}

@@ -29,14 +29,27 @@ CUSTOM = {
 }
 KAFKA = {"strimzi.io/cluster": "tickcast-kafka"}
 
-#: (from, to, port) every path the architecture draws; nothing else may be allowed.
+#: (from, to, port) every path the architecture draws; nothing else may be allowed. The
+#: CronJobs: training reads its volume and registers in MLflow; backup reads Kafka, Redis
+#: and ClickHouse (infra/k8s/backup-cronjob.yaml says why not MLflow's server).
 EXPECTED = {
-    *{(c, "kafka", 9092) for c in ("worker", "sink", "drift", "learner", "lag-exporter", "api")},
+    *{(c, "kafka", 9092)
+      for c in ("worker", "sink", "drift", "learner", "lag-exporter", "api", "backup")},
     ("worker", "redis", 6379), ("learner", "redis", 6379), ("api", "redis", 6379),
-    ("api", "clickhouse", 8123), ("sink", "clickhouse", 8123),
+    ("backup", "redis", 6379),
+    ("api", "clickhouse", 8123), ("sink", "clickhouse", 8123), ("backup", "clickhouse", 8123),
     ("worker", "mlflow", 5000), ("learner", "mlflow", 5000), ("api", "mlflow", 5000),
-    ("drift", "mlflow", 5000), ("api", "worker", 9101),
+    ("drift", "mlflow", 5000), ("training", "mlflow", 5000),
+    ("api", "worker", 9101),
 }  # fmt: skip
+#: Every port a pod of the namespace listens on.
+PORTS = {9092, 6379, 8123, 9000, 5000, 9101, 9102, 9103, 9104, 9308, 8000}
+
+
+def _pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a workload (a CronJob's is inside its job template)."""
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    return dict(spec["template"])
 
 
 def _docs() -> list[dict[str, Any]]:
@@ -94,8 +107,8 @@ class Network:
         self.policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
         self.pods: dict[str, dict[str, str]] = {"kafka": {**KAFKA}}
         for doc in docs:
-            if doc["kind"] in {"Deployment", "StatefulSet"}:
-                labels = doc["spec"]["template"]["metadata"]["labels"]
+            if doc["kind"] in {"Deployment", "StatefulSet", "CronJob"}:
+                labels = _pod_template(doc)["metadata"]["labels"]
                 name = labels.get("app.kubernetes.io/component") or labels["app.kubernetes.io/name"]
                 self.pods[name] = labels
         kafka = next(d for d in docs if d["kind"] == "Kafka")
@@ -131,13 +144,13 @@ class Network:
 
 def test_the_policies_allow_exactly_the_paths_the_architecture_draws() -> None:
     network = Network(_docs())
-    assert {"worker", "sink", "drift", "learner", "lag-exporter", "api"} <= set(network.pods)
-    ports = {9092, 6379, 8123, 5000, 9101, 9102, 9308, 8000}
+    assert {"worker", "sink", "drift", "learner", "lag-exporter", "api", "training",
+            "backup"} <= set(network.pods)  # fmt: skip
     allowed = {
         (a, b, port)
         for a in network.pods
         for b in network.pods
-        for port in ports
+        for port in PORTS
         if a != b and network.allowed(a, b, port)
     }
     assert allowed == EXPECTED
@@ -161,5 +174,8 @@ def test_the_evaluator_refuses_what_a_policy_does_not_name() -> None:
     assert not network.allowed("sink", "redis", 6379)
     assert not network.allowed("lag-exporter", "mlflow", 5000)
     assert not network.allowed("worker", "clickhouse", 8123)
+    assert not network.allowed("training", "kafka", 9092)  # NotIn: the evaluator's own case
+    assert not network.allowed("training", "clickhouse", 8123)
+    assert network.allowed("backup", "clickhouse", 8123)
     open_network = Network([d for d in docs if d["kind"] != "NetworkPolicy"])
     assert open_network.allowed("sink", "redis", 6379)
