@@ -30,6 +30,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import Any
 
+from indicators.alpha158.state import Alpha158
 from indicators.bar import Bar, check_bar
 from indicators.base import CloseIndicator, Indicator
 from indicators.errors import FeatureSetError, InvalidBarError
@@ -60,6 +61,7 @@ REGISTRY: dict[str, type[Indicator]] = {
         SessionVWAP,
         VolumeZScore,
         Quotes,
+        Alpha158,
     )
 }
 

@@ -182,4 +182,5 @@ def test_quotes_undefined_without_quotes(daily) -> None:  # type: ignore[no-unty
 
 def test_every_registered_indicator_has_a_reference_case() -> None:
     covered = {type(factory()).kind for factory, _ in CASES}
-    assert covered == set(REGISTRY)
+    # Alpha158's references (pandas transcription, Qlib's engine) are in tests/.../alpha158.
+    assert covered == set(REGISTRY) - {"alpha158"}
