@@ -11,7 +11,7 @@ import pytest
 PACKAGES = (
     "tickcast", "indicators", "schemas", "finance", "streams", "sinks", "training",
     "online_learning", "agents", "monitoring", "serving", "backtesting", "devtools",
-    "sidestreams",
+    "sidestreams", "recovery",
 )  # fmt: skip
 
 

@@ -1,0 +1,1 @@
+"""Backups that restore: ``tickcast backup --to DIR`` and ``tickcast restore --from DIR``."""
