@@ -51,6 +51,7 @@ def _mount_subcommands() -> None:
     from agents.cli import worker
     from backtesting.cli import app as backtest_app
     from devtools import cli as dev
+    from indicators.cli import featuresets
     from monitoring.cli import drift, lag_app, metrics_summary
     from online_learning.cli import app as learner_app
     from recovery.cli import backup, restore
@@ -69,6 +70,7 @@ def _mount_subcommands() -> None:
     app.command()(worker)
     app.command()(dev.demo)
     app.command()(features)
+    app.command()(featuresets)
     app.command()(dev.replay)
     app.add_typer(dev.data_app, name="data")
     app.command()(drift)
