@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from agents.feature_engine import BatchOutput, FeatureEngine, StateLoader
 from indicators.feature_set import FeatureSet
 from schemas.records import MacroObservation, NewsItem
-from sidestreams.features import SideSpec, SideState, side_version
+from sidestreams.features import SideFeatureSet, SideSpec, SideState
 from sidestreams.sector import SymbolReturns
 from streams.codec import AvroCodec
 from streams.consumers import reader
@@ -44,19 +44,6 @@ log = structlog.get_logger(__name__)
 
 MACRO, NEWS = "macro", "news"
 _DRAIN = 10_000
-
-
-class SideFeatureSet(FeatureSet):
-    """The indicators' feature set followed by the side columns, under a version of both."""
-
-    __slots__ = ("base_version", "side")
-
-    def __init__(self, base: FeatureSet, spec: SideSpec) -> None:
-        super().__init__(base.specs)
-        self.base_version = base.version
-        self.side = spec
-        self.names = (*base.names, *spec.names)
-        self.version = side_version(base.version, spec)
 
 
 class SideInputs:

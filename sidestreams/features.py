@@ -34,6 +34,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from indicators.feature_set import FeatureSet
 from schemas.records import MacroObservation, NewsItem
 from sidestreams.asof import AsOfSeries, DecayedSentiment
 from sidestreams.sector import SECTOR_FEATURES, SectorBoard
@@ -42,6 +43,7 @@ from tickcast.config import Settings
 
 __all__ = [
     "DAY_MS",
+    "SideFeatureSet",
     "SideSpec",
     "SideState",
     "side_feature_columns",
@@ -192,3 +194,20 @@ def spec_from_settings(settings: Settings) -> SideSpec:
         sectors=sectors,
         max_records=settings.side_max_records,
     )
+
+
+class SideFeatureSet(FeatureSet):
+    """The indicators' feature set followed by the side columns, under a version of both.
+
+    The worker computes it (``agents/side_inputs.py``), training joins it
+    (:func:`sidestreams.frame.join_side`); models trained on it carry its version.
+    """
+
+    __slots__ = ("base_version", "side")
+
+    def __init__(self, base: FeatureSet, spec: SideSpec) -> None:
+        super().__init__(base.specs)
+        self.base_version = base.version
+        self.side = spec
+        self.names = (*base.names, *spec.names)
+        self.version = side_version(base.version, spec)

@@ -9,7 +9,8 @@ says what happens otherwise).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import pandas as pd
 from schemas.records import MacroObservation, NewsItem
 from sidestreams.features import SideSpec, SideState
 
-__all__ = ["join_side", "side_frame"]
+__all__ = ["join_side", "side_computer", "side_frame"]
 
 
 def side_frame(
@@ -66,3 +67,23 @@ def join_side(
     if clash:
         raise ValueError(f"feature frame already has side columns {clash}")
     return pd.concat([features, side[list(spec.names)]], axis=1)
+
+
+def side_computer(
+    spec: SideSpec,
+    macro: Sequence[MacroObservation] = (),
+    news: Sequence[NewsItem] = (),
+) -> Callable[[pd.DataFrame, Any], pd.DataFrame]:
+    """``compute(bars, feature_set)`` for training: the indicators of ``feature_set``'s base
+    (its ``specs``) and the side columns, joined by publication time."""
+    from indicators.feature_set import FeatureSet
+    from indicators.frame import compute_frame
+
+    def compute(bars: pd.DataFrame, feature_set: Any) -> pd.DataFrame:
+        base = FeatureSet(feature_set.specs) if feature_set is not None else None
+        frame = join_side(compute_frame(bars, base), bars, spec, macro, news)
+        if feature_set is not None:
+            frame.attrs["feature_set_version"] = feature_set.version
+        return frame
+
+    return compute

@@ -37,6 +37,8 @@ app = typer.Typer(
     help="Walk-forward evaluate, fit and register direction models (XGBoost, LightGBM).",
 )
 console = Console()
+#: Models ``--model`` can register (the random forest is a baseline unless registered).
+CANDIDATES = ("xgboost", "lightgbm", "random_forest")
 LOWER_IS_BETTER = {"log_loss", "brier", "max_drawdown", "volatility"}
 METRICS = {"accuracy", "auc", "log_loss", "brier", "sharpe", "sortino", "ic_mean",
            "rank_ic_mean", "annualized_return", "max_drawdown"}  # fmt: skip
@@ -66,6 +68,10 @@ class TrainOptions:
     n_estimators: int | None = None
     seed: int = 0
     cache_dir: Path | None = None
+    side: bool = False
+    """Add the side features (TICKCAST_SIDE_*; macro from statsmodels macrodata)."""
+    side_news: Path | None = None
+    """News headlines (JSON lines) for the side features' sentiment columns."""
 
 
 @dataclass
@@ -145,6 +151,7 @@ def train_horizon(
     out_dir: Path,
     compute: Callable[[pd.DataFrame, Any], pd.DataFrame],
     step: Callable[[str], None] = lambda _: None,
+    feature_set: Any = None,
 ) -> HorizonOutcome:
     """Walk-forward, report, final fits and registration for one horizon."""
     from indicators import FeatureSet
@@ -157,7 +164,7 @@ def train_horizon(
     from training.report import write_report
     from training.walk_forward import WalkForwardConfig, fit_model, run_walk_forward
 
-    fs = FeatureSet.default()
+    fs = feature_set if feature_set is not None else FeatureSet.default()
     n_ts = len(np.unique(train["ts_ms"]))
     train_size = options.train_size
     if options.window == "rolling" and not train_size:
@@ -168,7 +175,7 @@ def train_horizon(
         n_splits=options.splits,
         window=options.window,
         train_size=train_size,
-        models=options.models + (BASELINES if options.baselines else ()),
+        models=tuple(dict.fromkeys(options.models + (BASELINES if options.baselines else ()))),
         model_params=params if options.n_estimators else {},
         cost_bps=options.cost_bps,
         seed=options.seed,
@@ -244,16 +251,57 @@ def run_training(
         "load_s": time.perf_counter() - began,
     }
     compute = _cached(compute_frame, train)
+    feature_set = None
+    if options.side:
+        feature_set, side_compute = side_training(options, settings, train, facts, step)
+        compute = _cached(side_compute, train)
     outcomes = []
     with warnings.catch_warnings():
         # the baselines' median imputer skips all-NaN columns (quotes on daily bars)
         warnings.filterwarnings("ignore", message="Skipping features without any observed")
         for horizon in options.horizons:
             outcomes.append(
-                train_horizon(train, options, horizon, settings, out_dir, compute, step)
+                train_horizon(
+                    train, options, horizon, settings, out_dir, compute, step, feature_set
+                )
             )
     facts["total_s"] = time.perf_counter() - began
     return outcomes, facts
+
+
+def side_training(
+    options: TrainOptions,
+    settings: Settings,
+    train: pd.DataFrame,
+    facts: dict[str, Any],
+    step: Callable[[str], None] = lambda _: None,
+) -> tuple[Any, Callable[[pd.DataFrame, Any], pd.DataFrame]]:
+    """The side feature set and its computer; refuses side data that is not point-in-time."""
+    from indicators import FeatureSet
+    from sidestreams.features import SideFeatureSet, spec_from_settings
+    from sidestreams.frame import side_computer, side_frame
+    from sidestreams.sources import MacroData, NewsFile
+    from training.point_in_time import check_side_point_in_time
+
+    spec = spec_from_settings(settings)
+    step("side data: macrodata" + (f" and {options.side_news.name}" if options.side_news else ""))
+    macro = MacroData(series=spec.macro_series).load()
+    news = NewsFile(options.side_news).load() if options.side_news else None
+    news_records = news.records if news else []
+    rejected = macro.rejected + (news.rejected if news else [])
+    records: list[Any] = [*macro.records, *news_records]
+
+    def recompute(subset: Any) -> pd.DataFrame:
+        ms = [r for r in subset if "series_id" in r]
+        return side_frame(train, spec, ms, [r for r in subset if "symbols" in r])
+
+    cutoffs = check_side_point_in_time(recompute, records, spec.names)
+    facts.update(
+        side_features=list(spec.names), side_records=len(records),
+        side_rejected=len(rejected), side_cutoffs_checked=len(cutoffs),
+    )  # fmt: skip
+    fs = SideFeatureSet(FeatureSet.default(), spec)
+    return fs, side_computer(spec, macro.records, news_records)
 
 
 def _summary(outcome: HorizonOutcome) -> Table:
@@ -303,6 +351,12 @@ def train_command(
     n_estimators: Annotated[int | None, typer.Option(help="Trees per booster.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     cache_dir: Annotated[Path | None, typer.Option(help="Data set cache folder.")] = None,
+    side: Annotated[
+        bool, typer.Option(help="Add the side features (TICKCAST_SIDE_*, docs/side_streams.md).")
+    ] = False,
+    side_news: Annotated[
+        Path | None, typer.Option(help="News headlines (JSON lines) for --side.")
+    ] = None,
 ) -> None:
     """Walk-forward evaluate, fit and register direction models (XGBoost, LightGBM)."""
     from tickcast.config import load_settings
@@ -311,15 +365,16 @@ def train_command(
         raise typer.BadParameter("window must be expanding or rolling")
     if metric not in METRICS:
         raise typer.BadParameter(f"--metric takes one of {sorted(METRICS)}")
-    unknown = [m for m in model if m not in ("xgboost", "lightgbm")]
+    unknown = [m for m in model if m not in CANDIDATES]
     if unknown:
-        raise typer.BadParameter(f"--model takes xgboost or lightgbm, not {unknown}")
+        raise typer.BadParameter(f"--model takes {', '.join(CANDIDATES)}, not {unknown}")
     options = TrainOptions(
         dataset=dataset, symbols=symbols, train_until=train_until, horizons=tuple(horizon),
         window=window,  # type: ignore[arg-type]
         train_size=train_size, splits=splits, cost_bps=cost_bps,
         models=tuple(dict.fromkeys(model)), baselines=baselines, metric=metric, name=name,
-        n_estimators=n_estimators, seed=seed, cache_dir=cache_dir,
+        n_estimators=n_estimators, seed=seed, cache_dir=cache_dir, side=side,
+        side_news=side_news,
     )  # fmt: skip
     settings = load_settings()
     steps = 1 + len(options.horizons) * (1 + 2 * len(options.models))

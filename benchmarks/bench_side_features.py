@@ -1,0 +1,105 @@
+"""Models trained with and without the side features (issue #22), plus the side join's cost.
+
+Walk-forward (expanding, 4 folds, horizon 1 bar) on the ``sp500-daily`` symbols of the
+packaged sector map (2009-08..2010-08), once on the indicators alone and once with the side
+columns: macro (statsmodels macrodata ``realgdp``, ``unemp``, ``infl``, ``tbilrate`` by the
+30-day lag rule), news sentiment (the test fixture's headlines) and sector/market returns.
+Also times ``side_frame`` (rows/s) and ``check_side_point_in_time``. No services needed;
+the data set must be in the cache (``tickcast data fetch sp500-daily``).
+
+    .venv/bin/python benchmarks/bench_side_features.py [--models lightgbm logistic]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from devtools.datasets import load
+from indicators import compute_frame
+from indicators.feature_set import FeatureSet
+from sidestreams.features import SideFeatureSet, SideSpec
+from sidestreams.frame import side_computer, side_frame
+from sidestreams.sector import load_sector_map
+from sidestreams.sources import MacroData, NewsFile
+from training.point_in_time import check_side_point_in_time
+from training.walk_forward import WalkForwardConfig, run_walk_forward
+
+NEWS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "side" / "news_headlines.jsonl"
+SHOWN = ("accuracy", "auc", "log_loss", "sharpe")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", nargs="+", default=["lightgbm", "logistic"])
+    parser.add_argument("--splits", type=int, default=4)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message="Skipping features without any observed")
+    sectors = load_sector_map()
+    bars = load("sp500-daily")
+    bars = bars[bars["symbol"].isin(list(sectors))].reset_index(drop=True)
+    spec = SideSpec(macro_series=("realgdp", "unemp", "infl", "tbilrate"), sectors=sectors)
+    macro = MacroData(series=spec.macro_series).load().records
+    news = NewsFile(NEWS).load().records
+    config = WalkForwardConfig(
+        horizon=1, n_splits=args.splits, models=tuple(args.models), drop_incomplete=False,
+        model_params={"lightgbm": {"n_estimators": 200}},
+    )  # fmt: skip
+    began = time.perf_counter()
+    side_only = side_frame(bars, spec, macro, news)
+    join_s = time.perf_counter() - began
+    began = time.perf_counter()
+    cutoffs = check_side_point_in_time(
+        lambda recs: side_frame(
+            bars, spec, [r for r in recs if "series_id" in r], [r for r in recs if "symbols" in r]
+        ),
+        [*macro, *news],
+        spec.names,
+    )
+    canary_s = time.perf_counter() - began
+    runs: dict[str, Any] = {}
+    for label, fs, compute in (
+        ("indicators", FeatureSet.default(), compute_frame),
+        (
+            "indicators+side",
+            SideFeatureSet(FeatureSet.default(), spec),
+            side_computer(spec, macro, news),
+        ),
+    ):
+        t0 = time.perf_counter()
+        result = run_walk_forward(bars, fs, config, compute=compute)
+        runs[label] = {
+            "features": len(fs.names),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "models": {
+                m: {k: round(float(v), 4) for k, v in result.aggregate[m].items() if k in SHOWN}
+                for m in args.models
+            },
+        }
+        print(f"{label:16s} {len(fs.names):3d} features", json.dumps(runs[label]["models"]))
+    out = {
+        "benchmark": "side_features",
+        "data": f"sp500-daily, {bars['symbol'].nunique()} symbols, {len(bars)} bars",
+        "walk_forward": {"horizon": 1, "splits": args.splits, "window": "expanding"},
+        "side_columns": list(spec.names),
+        "side_frame_rows_per_s": round(len(bars) / join_s),
+        "side_canary_s": round(canary_s, 2),
+        "side_canary_cutoffs": len(cutoffs),
+        "side_nonnull_share": {
+            c: round(float(np.isfinite(side_only[c]).mean()), 3) for c in spec.names
+        },
+        "runs": runs,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
