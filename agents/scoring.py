@@ -28,12 +28,17 @@ Choices, stated once:
   inside this stage, not the batch time divided by the rows.
 * **expected_return** = (2·P(up) − 1) · ``return_scale``, where ``return_scale`` is the mean
   absolute forward log return of the model's training rows.
+* **A model may read a subset of the stream's columns.** Given the stream's column names
+  ``columns`` and the ``compatible`` feature-set versions (the named sets the stream's set
+  contains, :func:`indicators.feature_sets.contained`), a model trained on a compatible set
+  is fed its own columns, picked by name from the stream's vector; a model of any other
+  version, or naming a column the stream lacks, is refused with the reason.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -81,16 +86,41 @@ class ScoreBatch:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def refusal(model: ScoringModel, expected_feature_set_version: str) -> str | None:
-    """Why ``model`` cannot score features of ``expected_feature_set_version`` (or ``None``)."""
-    if model.feature_set_version != expected_feature_set_version:
+def refusal(
+    model: ScoringModel,
+    expected_feature_set_version: str,
+    columns: Sequence[str] | None = None,
+    compatible: Collection[str] = (),
+) -> str | None:
+    """Why ``model`` cannot score the stream's features (or ``None``).
+
+    The stream computes ``expected_feature_set_version`` with ``columns``; a model trained on
+    a ``compatible`` version scores when the stream computes every column it names.
+    """
+    who = f"{model.name} v{model.version}"
+    fsv = model.feature_set_version
+    if fsv != expected_feature_set_version and (columns is None or fsv not in compatible):
         return (
-            f"{model.name} v{model.version}: trained on feature set "
-            f"{model.feature_set_version!r}, the stream computes {expected_feature_set_version!r}"
+            f"{who}: trained on feature set {fsv!r}, the stream computes "
+            f"{expected_feature_set_version!r}; restart the worker with a TICKCAST_FEATURE_SET "
+            "that contains the model's set"
         )
     if not model.feature_names:
-        return f"{model.name} v{model.version}: no feature names"
+        return f"{who}: no feature names"
+    if fsv != expected_feature_set_version and columns is not None:
+        have = set(columns)
+        missing = [n for n in model.feature_names if n not in have]
+        if missing:
+            return f"{who}: the stream does not compute {len(missing)} of its columns {missing[:5]}"
     return None
+
+
+def column_index(model: ScoringModel, columns: Sequence[str] | None) -> np.ndarray | None:
+    """Positions of ``model``'s columns in the stream's (``None``: the whole vector, in order)."""
+    if columns is None or tuple(model.feature_names) == tuple(columns):
+        return None
+    where = {name: i for i, name in enumerate(columns)}
+    return np.array([where[n] for n in model.feature_names], dtype=np.intp)
 
 
 class Scorer:
@@ -101,8 +131,20 @@ class Scorer:
     previous set, so a bad registry state never takes scoring down.
     """
 
-    def __init__(self, model_set: ModelSet, expected_feature_set_version: str) -> None:
+    def __init__(
+        self,
+        model_set: ModelSet,
+        expected_feature_set_version: str,
+        *,
+        columns: Sequence[str] | None = None,
+        compatible: Collection[str] = (),
+    ) -> None:
         self.expected_feature_set_version = expected_feature_set_version
+        self.columns = tuple(columns) if columns is not None else None
+        """The stream's column names (``None``: every model reads the whole vector)."""
+        self.compatible = frozenset(compatible)
+        """Versions whose models read their columns by name from the stream's vector."""
+        self._take: dict[int, np.ndarray | None] = {}
         self._set = ModelSet()
         refusals = self.swap(model_set)
         if refusals:
@@ -115,27 +157,36 @@ class Scorer:
 
     @property
     def n_features(self) -> int | None:
-        """Width of the feature vectors the models expect (``None`` without models)."""
+        """Width of the stream's feature vectors (``None`` without models)."""
         models = self._set.with_roles()
+        if models and self.columns is not None:
+            return len(self.columns)
         return len(models[0][0].feature_names) if models else None
 
     def swap(self, new_set: ModelSet) -> list[str]:
         """Use ``new_set`` from the next batch on, unless a model is refused.
 
-        All or nothing: any refusal (wrong feature-set version, or models disagreeing on the
-        feature count) keeps the previous set and returns the reasons; ``[]`` means swapped.
+        All or nothing: any refusal (wrong feature-set version, a column the stream lacks, or
+        whole-vector models disagreeing on the feature count) keeps the previous set and
+        returns the reasons; ``[]`` means swapped.
         """
         models = new_set.with_roles()
+        expected, columns = self.expected_feature_set_version, self.columns
         refusals = [
             reason
             for model, _ in models
-            if (reason := refusal(model, self.expected_feature_set_version)) is not None
+            if (reason := refusal(model, expected, columns, self.compatible)) is not None
         ]
-        widths = {len(m.feature_names) for m, _ in models}
+        if refusals:
+            return refusals
+        take = {id(m): column_index(m, columns) for m, _ in models}
+        widths = {len(m.feature_names) for m, _ in models if take[id(m)] is None}
+        if columns is not None:
+            widths.add(len(columns))
         if len(widths) > 1:
             refusals.append(f"models disagree on the number of features: {sorted(widths)}")
         if not refusals:
-            self._set = new_set
+            self._set, self._take = new_set, take
         return refusals
 
     def score(self, rows: Sequence[FeatureVector], now_ms: int) -> list[Prediction]:
@@ -160,8 +211,10 @@ class Scorer:
         if not good:
             return out
         for model, role in models:
+            take = self._take.get(id(model))
+            own = matrix if take is None else matrix[:, take]
             try:
-                prob = np.asarray(model.predict_proba(matrix), dtype=np.float64)
+                prob = np.asarray(model.predict_proba(own), dtype=np.float64)
                 if prob.shape != (len(good),):
                     raise ModelError(f"returned shape {prob.shape} for {len(good)} rows")
             except Exception as exc:  # one broken model must not silence the others

@@ -55,6 +55,33 @@ def union_of(names: Iterable[str]) -> str:
     return "+".join(n for n in _BASE if n in wanted)
 
 
+def contained(name: str) -> tuple[str, ...]:
+    """The named sets whose every column ``name``'s set computes with the same formula.
+
+    A model trained on one of them can score on a stream computing ``name`` (it reads its
+    own columns by name).
+
+    >>> contained("classic+alpha158")
+    ('classic', 'alpha158', 'classic+alpha158')
+    >>> contained("alpha158")
+    ('alpha158',)
+    """
+    union_of([name])  # refuses an unknown name
+    parts = set(name.split("+"))
+    return tuple(n for n in SPECS if set(n.split("+")) <= parts)
+
+
+def name_of(version: str) -> str | None:
+    """The named set with this ``version`` (``None``: not a named set's).
+
+    >>> name_of(feature_set("alpha158").version)
+    'alpha158'
+    >>> name_of("0" * 12) is None
+    True
+    """
+    return next((n for n in SPECS if feature_set(n).version == version), None)
+
+
 def warmup_of(fs: FeatureSet) -> int:
     """Bars after which no column of ``fs`` is ``NaN`` by construction."""
     return max(
