@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         "", description="Artifact root for a local store; default <data_dir>/mlflow/artifacts."
     )
 
+    # PyTorch models (training/neural.py): trained by this interpreter, scored with ONNX Runtime
+    torch_python: str = Field(
+        "/usr/bin/python3", description="Interpreter with torch that trains the MLP and LSTM "
+        "(Debian's python3-torch; tickcast's own environment never imports torch).",
+    )  # fmt: skip
+
     # In-stream scoring and the outcome join (agents/predictions.py)
     scoring_enabled: bool = Field(True, description="Score and join outcomes in the worker.")
     model_name: str = Field(

@@ -18,7 +18,7 @@ training reference distributions for the drift check), as :mod:`agents.scoring` 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +52,8 @@ def _fast_path(model: Any) -> tuple[str, Any]:
     constant = getattr(model, "_constant", None)
     if constant is not None:
         return "constant", float(constant)
+    if callable(getattr(model, "predict_matrix", None)):
+        return "onnx", model  # training.neural: one ONNX Runtime call on the matrix
     estimator: Any = getattr(model, "estimator", None)
     kind = type(estimator).__name__
     if kind == "XGBClassifier":
@@ -143,6 +145,30 @@ class PackagedModel:
         return native[0]
 
     @property
+    def stateful(self) -> bool:
+        """Whether rows must be scored in stream order with per-symbol state (:meth:`step`):
+        the LSTM (``training.neural``) and ARIMA (``training.arima``)."""
+        return callable(getattr(self.model, "step", None)) and (
+            getattr(self.model, "_constant", None) is None
+        )
+
+    def step(
+        self, X: np.ndarray, symbols: Sequence[str], states: MutableMapping[str, Any]
+    ) -> np.ndarray:
+        """P(up) of each row of ``X`` (stream order), advancing ``states[symbol]`` one tick.
+
+        ``states`` maps a symbol to this model's state of it (absent: a fresh start); a
+        stateless model ignores it and scores the matrix.
+        """
+        matrix = np.asarray(X, dtype=np.float64)
+        if not self.stateful:
+            return self.predict_proba(matrix)
+        if matrix.ndim != 2 or matrix.shape != (len(symbols), len(self.feature_names)):
+            raise ModelError(f"{self.kind}: {len(symbols)} symbols, matrix of {matrix.shape}")
+        proba = self.model.step(matrix, symbols, states)
+        return np.clip(np.asarray(proba, dtype=np.float64).ravel(), 0.0, 1.0)
+
+    @property
     def scoring_path(self) -> str:
         """``xgboost`` | ``lightgbm`` | ``lleaves`` | ``constant`` | ``generic``."""
         if self._native is None:
@@ -170,6 +196,8 @@ class PackagedModel:
             proba = compiled_trees.predict(native, matrix)
         elif path == "lightgbm":
             proba = native.predict(matrix)
+        elif path == "onnx":
+            proba = native.predict_matrix(matrix)
         else:
             frame = pd.DataFrame(matrix, columns=list(self.feature_names))
             proba = self.model.predict_proba(frame)
@@ -193,6 +221,25 @@ class ScoringModel:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(up) for each row of the feature matrix ``X``."""
         return self.predictor.predict_proba(X)
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the predictor scores with per-symbol state (see :meth:`step`)."""
+        return bool(getattr(self.predictor, "stateful", False))
+
+    def step(
+        self, X: np.ndarray, symbols: Sequence[str], states: MutableMapping[str, Any]
+    ) -> np.ndarray:
+        """P(up) of each row in stream order, advancing each symbol's state in ``states``."""
+        step = getattr(self.predictor, "step", None)
+        if not callable(step):
+            return self.predict_proba(X)
+        return np.asarray(step(X, symbols, states))
+
+    @property
+    def state_key(self) -> str:
+        """Where this version keeps a symbol's state in ``SymbolStream.extra``."""
+        return f"model:{self.name}:{self.version}"
 
     @classmethod
     def from_packaged(

@@ -38,7 +38,7 @@ app = typer.Typer(
 )
 console = Console()
 #: Models ``--model`` can register (the random forest is a baseline unless registered).
-CANDIDATES = ("xgboost", "lightgbm", "random_forest")
+CANDIDATES = ("xgboost", "lightgbm", "random_forest", "mlp", "lstm", "arima")
 LOWER_IS_BETTER = {"log_loss", "brier", "max_drawdown", "volatility"}
 METRICS = {"accuracy", "auc", "log_loss", "brier", "sharpe", "sortino", "ic_mean",
            "rank_ic_mean", "annualized_return", "max_drawdown"}  # fmt: skip
@@ -343,6 +343,9 @@ def train_command(
         "xgboost",
         "lightgbm",
     ],
+    models: Annotated[
+        str | None, typer.Option(help="Models to register, comma-separated (replaces --model).")
+    ] = None,
     baselines: Annotated[bool, typer.Option(help="Evaluate the baselines too.")] = True,
     metric: Annotated[str, typer.Option(help="Walk-forward metric that picks the champion.")] = (
         "auc"
@@ -365,6 +368,8 @@ def train_command(
         raise typer.BadParameter("window must be expanding or rolling")
     if metric not in METRICS:
         raise typer.BadParameter(f"--metric takes one of {sorted(METRICS)}")
+    if models:
+        model = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in model if m not in CANDIDATES]
     if unknown:
         raise typer.BadParameter(f"--model takes {', '.join(CANDIDATES)}, not {unknown}")

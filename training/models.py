@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -236,6 +236,15 @@ CHAMPIONS = ("xgboost", "lightgbm")
 BASELINES = ("random_forest", "logistic", "always_up", "prev_return_sign", "zero_return")
 NAIVE = ("always_up", "prev_return_sign", "zero_return")
 ALL_MODELS = CHAMPIONS + BASELINES
+TORCH_AND_TIME_SERIES = ("mlp", "lstm", "arima")
+"""Registrable too: training/neural.py (PyTorch -> ONNX) and training/arima.py."""
+
+
+def _factory(module: str, function: str) -> Callable[..., Model]:
+    """A factory of a module that imports this one (by name: no import cycle)."""
+    import importlib
+
+    return cast(Callable[..., Model], getattr(importlib.import_module(module), function))
 
 
 def make_model(name: str, seed: int = 0, params: dict[str, Any] | None = None) -> Model:
@@ -249,6 +258,9 @@ def make_model(name: str, seed: int = 0, params: dict[str, Any] | None = None) -
         "always_up": AlwaysUp,
         "prev_return_sign": PreviousReturnSign,
         "zero_return": ZeroReturn,
+        "mlp": lambda: _factory("training.neural", "mlp_model")(seed, **extra),
+        "lstm": lambda: _factory("training.neural", "lstm_model")(seed, **extra),
+        "arima": lambda: _factory("training.arima", "arima_model")(seed, **extra),
     }
     if name not in factories:
         raise TrainingError("unknown_model", f"unknown model {name!r}; known: {sorted(factories)}")

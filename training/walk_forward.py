@@ -26,9 +26,12 @@ from training.dataset import (
     feature_names_of,
 )
 from training.labels import validate_bars
-from training.models import ALL_MODELS, NAIVE, Model, make_model
+from training.models import ALL_MODELS, CHAMPIONS, NAIVE, TORCH_AND_TIME_SERIES, Model, make_model
 from training.point_in_time import PointInTimeReport, check_point_in_time, keyed
 from training.splits import FoldInfo, WalkForwardSplitter
+
+CANDIDATES = CHAMPIONS + TORCH_AND_TIME_SERIES
+"""Models that can be registered (the rest are baselines in the report)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class WalkForwardResult:
         """One row per model: pooled out-of-sample metrics and the edge over naive baselines."""
         table = pd.DataFrame.from_dict(self.aggregate, orient="index")
         table.index.name = "model"
-        table["is_baseline"] = [m not in ("xgboost", "lightgbm") for m in table.index]
+        table["is_baseline"] = [m not in CANDIDATES for m in table.index]
         naive = [m for m in table.index if m in NAIVE]
         for metric in ("accuracy", "sharpe", "auc"):
             best = table.loc[naive, metric].max() if naive else float("nan")
@@ -176,7 +179,9 @@ def evaluate_predictions(
 
 
 def _columns_for(model: Model, dataset: Dataset) -> list[str]:
-    return dataset.feature_names if model.columns is None else list(model.columns)
+    """The model's columns; a sequence model (LSTM, ARIMA) also gets its ``sequence_keys``."""
+    columns = dataset.feature_names if model.columns is None else list(model.columns)
+    return [*getattr(model, "sequence_keys", ()), *columns]
 
 
 def fit_model(dataset: Dataset, name: str, config: WalkForwardConfig, rows: Any = None) -> Model:
