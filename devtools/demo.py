@@ -3,9 +3,11 @@
 1. reset the ``demo`` namespace (topics, consumer groups, Redis keys, its registered model);
 2. train XGBoost and LightGBM on the first 80 % of the real S&P 500 daily bars with
    walk-forward validation against baselines, register them in MLflow (champion, challenger);
-3. start a stream worker (the direct runner) and a ClickHouse sink, replay all bars through Kafka;
+3. start a stream worker (the direct runner), a ClickHouse sink, the online learner and the
+   drift process, replay all bars through Kafka;
 4. show features and the champion's predictions read back from Redis, the held-out accuracy
-   from ClickHouse history, and the worker's metrics summary.
+   and the drift against the champion's training reference from ClickHouse history, and the
+   worker's metrics summary.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from tickcast.errors import DependencyError
 from tickcast.processes import ServiceProcess
 
 DEMO_MODEL = "tickcast-demo-h1"
+#: The demo's drift window: four weeks of daily bars (one day holds one bar per symbol, and
+#: a week of a few symbols leaves most decile bins empty, which PSI punishes).
+DEMO_DRIFT_WINDOW_MS = 28 * 86_400_000
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -51,6 +56,10 @@ def demo_settings(settings: Settings) -> Settings:
             # own store, so a production sink on the default path keeps running beside it
             "clickhouse_dsn": f"chdb://{settings.data_dir / 'clickhouse-demo'}",
             "model_name": DEMO_MODEL,
+            # drift compares with the champion's training reference (the default: the served
+            # model's champion), whatever TICKCAST_DRIFT_REFERENCE_MODEL says outside the demo
+            "drift_reference_model": "",
+            "drift_window_ms": DEMO_DRIFT_WINDOW_MS,
             "clickhouse_read_port": free_port(),
             # the console's symbol chart draws the closes the sink stored
             "sink_topics": "ticks,features,predictions,outcomes,drift,model-events",
@@ -285,6 +294,55 @@ def api(
     return server, f"{base}/console/ (user demo-admin, password {password})"
 
 
+def wait_for_drift(
+    demo: Settings, last_ts_ms: int, timeout_s: float, alive: Callable[[], bool]
+) -> None:
+    """Wait until the sink stored the drift of the last window that can close (the one
+    before the window of the last bar); the last one is published when drift stops."""
+    from sinks.read_endpoint import open_reader
+
+    window = demo.drift_window_ms
+    closing = last_ts_ms - last_ts_ms % window - window
+    sql = (
+        f"SELECT count() FROM {demo.clickhouse_database}.drift "
+        f"WHERE window_start = fromUnixTimestamp64Milli({closing})"
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise DependencyError("demo", "a demo process stopped", "see .tickcast/logs/demo-*")
+        with contextlib.suppress(Exception):  # the table appears with the first drift row
+            if open_reader(demo).query(sql).result_rows[0][0] > 0:
+                return
+        time.sleep(0.5)
+    raise DependencyError("demo", f"drift not stored after {timeout_s:.0f} s")
+
+
+def drift_table(demo: Settings, held_out_ms: int) -> Table:
+    """Drift per reference (the champion version each PSI row names), from ClickHouse."""
+    from sinks.read_endpoint import open_reader
+
+    sql = f"""
+        SELECT model_name, model_version, uniqExact(window_start) AS windows,
+               countIf(level = 'WARN') AS warn, countIf(level = 'ALERT') AS alert,
+               avgIf(psi, window_start >= fromUnixTimestamp64Milli({held_out_ms})) AS held_out,
+               argMax(feature, psi) AS top, max(psi) AS top_psi
+        FROM {demo.clickhouse_database}.drift FINAL
+        WHERE symbol = ''
+        GROUP BY model_name, model_version ORDER BY model_name, model_version"""
+    table = Table(title="feature drift (PSI per 4-week window) against the reference, "
+                        "from ClickHouse drift")  # fmt: skip
+    for column in ("reference (champion)", "windows", "WARN", "ALERT", "mean PSI held out",
+                   "largest PSI"):  # fmt: skip
+        table.add_column(column)
+    for model, version, windows, warn, alert, held_out, top, top_psi in (
+        open_reader(demo).query(sql).result_rows
+    ):
+        table.add_row(f"{model} v{version}", str(windows), str(warn), str(alert),
+                      f"{held_out:.3f}", f"{top_psi:.2f} {top}")  # fmt: skip
+    return table
+
+
 def _stop_previous_demo(demo: Settings) -> None:
     """Stop the API and sink an earlier demo left running, and forget its ClickHouse store.
 
@@ -335,6 +393,9 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
     sink = ServiceProcess(demo, ["sink", "run"], logs / "demo-sink.log").start()
     learner_args = ["learner", "run", "--checkpoint-every", "15", "--min-samples", "200"]
     learner = ServiceProcess(demo, learner_args, logs / "demo-learner.log").start()
+    # drift starts once every partition of `features` holds data: a partition it has not
+    # heard of yet does not hold its watermark back, and a replay runs weeks ahead in minutes
+    drift = ServiceProcess(demo, ["drift"], logs / "demo-drift.log")
     try:
         with Progress(console=console) as progress:
             task = progress.add_task("replay → Kafka ticks", total=len(frame))
@@ -342,11 +403,17 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
             publish(demo, frame, "replay:sp500-daily", None, lambda n: progress.advance(task, n))
         alive = lambda: worker.running() and sink.running()  # noqa: E731
         processed = wait_for_groups(demo, {demo.consumer_group: demo.topic("ticks")}, 900, alive)
+        drift.start()
         sink_group = f"{demo.consumer_group}-clickhouse-sink"
         wait_for_groups(demo, {sink_group: demo.topic("outcomes")}, 300, alive)
         learner_group = f"{demo.consumer_group}-learner"
         with console.status("River challengers learning from the outcomes…"):
             wait_for_groups(demo, {learner_group: demo.topic("outcomes")}, 600, learner.running)
+        with console.status("drift against the champion's training reference…"):
+            last_ts = int(frame["ts_ms"].max())
+            wait_for_drift(demo, last_ts, 300, lambda: alive() and drift.running())
+            drift.stop()  # publishes the last, open window
+            wait_for_groups(demo, {sink_group: demo.topic("drift")}, 120, sink.running)
         figures = {
             "bars": len(frame),
             "symbols": n_symbols,
@@ -365,6 +432,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
         console.print(learner_table(demo))
         console.rule("3. history and operations")
         history(demo, console, held_out_ms)
+        console.print(drift_table(demo, held_out_ms))
         from monitoring.summary import print_summary
 
         print_summary(demo, f"http://127.0.0.1:{metrics_port}/metrics", console=console)
@@ -376,6 +444,7 @@ def run_demo(settings: Settings, console: Console, symbols: int | None = 100) ->
     finally:
         worker.stop()
         learner.stop()
+        drift.stop()
     sink.detach()  # these two outlive the demo on purpose (the curls above)
     server.detach()
     demo_pid_file(demo).write_text(
