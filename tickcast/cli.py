@@ -55,7 +55,6 @@ def _mount_subcommands() -> None:
     from monitoring.cli import drift, lag_app, metrics_summary
     from online_learning.cli import app as learner_app
     from recovery.cli import backup, restore
-    from recovery.cli import backup, restore
     from serving.cli import app as serve_app
     from serving.cli import token_command, users_app
     from sinks.cli import app as sink_app
@@ -85,8 +84,6 @@ def _mount_subcommands() -> None:
     app.add_typer(users_app, name="users")
     app.command("token")(token_command)
     app.command("metrics-summary")(metrics_summary)
-    app.command()(backup)
-    app.command()(restore)
     app.command()(backup)
     app.command()(restore)
 
