@@ -42,7 +42,7 @@ _LABEL_LISTS = re.compile(
 )
 _IDENT = re.compile(r"(?<![\w:.$])([A-Za-z_:][A-Za-z0-9_:]*)(?![A-Za-z0-9_:]|\s*\()")
 _DURATION = re.compile(r"^\d")
-_LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*\w+\s*\)\s*$", re.DOTALL)
+_LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*(\w+)\s*\)\s*$", re.DOTALL)
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -85,11 +85,13 @@ _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)\]\]|\$(\w+)")
 
 @dataclass(frozen=True)
 class PanelQuery:
-    """One query a dashboard sends: where it comes from, its PromQL, instant or range."""
+    """One query a dashboard sends: where it comes from, its PromQL, instant or range, and
+    for a ``label_values(expr, label)`` variable the label whose values it lists."""
 
     where: str
     expr: str
     instant: bool
+    label: str = ""
 
 
 def grafana_values(dashboard: dict[str, Any], rate_interval: str = "1m") -> dict[str, str]:
@@ -133,14 +135,15 @@ def panel_queries(dashboard: dict[str, Any], rate_interval: str = "1m") -> list[
         for target in panel.get("targets", [])
         if "expr" in target
     ]  # fmt: skip
-    variables = [v for v in dashboard.get("templating", {}).get("list", [])
-                 if v.get("type") == "query"]  # fmt: skip
-    exprs = dashboard_exprs({"panels": [], "templating": {"list": variables}})
-    queries += [
-        PanelQuery(f"{dashboard['title']} / variable ${var['name']}",
-                   render_expr(expr, values), True)
-        for var, expr in zip(variables, exprs, strict=True)
-    ]  # fmt: skip
+    for var in dashboard.get("templating", {}).get("list", []):
+        if var.get("type") != "query":
+            continue
+        query = var["query"]
+        text = query["query"] if isinstance(query, dict) else query
+        grafana_fn = _LABEL_VALUES.match(text)
+        expr, label = grafana_fn.groups() if grafana_fn else (text, "")
+        queries.append(PanelQuery(f"{dashboard['title']} / variable ${var['name']}",
+                                  render_expr(expr, values), True, label))  # fmt: skip
     return queries
 
 

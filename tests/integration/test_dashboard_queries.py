@@ -103,6 +103,11 @@ def prometheus() -> Iterator[PrometheusRunner]:
 def _ask(runner: PrometheusRunner, query: PanelQuery) -> dict[str, Any]:
     """Prometheus's whole answer (status, error, data, warnings) to one dashboard query."""
     now = time.time()
+    if query.label:  # a label_values() variable: Grafana asks the label-values API
+        params = {"match[]": query.expr}
+        url = f"{runner.url}/api/v1/label/{query.label}/values"
+        answer = dict(httpx.get(url, params=params, timeout=10).json())
+        return {**answer, "data": {"result": answer.get("data")}}
     if query.instant:
         params = {"query": query.expr, "time": f"{now:.3f}"}
         response = httpx.get(f"{runner.url}/api/v1/query", params=params, timeout=10)
@@ -115,7 +120,7 @@ def _ask(runner: PrometheusRunner, query: PanelQuery) -> dict[str, Any]:
 
 def problems(runner: PrometheusRunner, dashboard: dict[str, Any]) -> list[str]:
     """What is wrong with a dashboard's queries against ``runner``: errors, warnings, and
-    targets that return nothing."""
+    targets (and variables) that return nothing."""
     found = []
     for query in panel_queries(dashboard, RATE_INTERVAL):
         answer = _ask(runner, query)
@@ -140,7 +145,7 @@ def test_every_query_of_the_dashboard_runs_on_the_real_prometheus(
 
 def test_the_check_fails_on_queries_prometheus_refuses(prometheus: PrometheusRunner) -> None:
     """The check itself: a syntax error, a type error and a many-to-many match are caught,
-    each on its panel, and a selector that matches nothing is reported as empty."""
+    each on its panel, and a selector or a variable that matches nothing is reported."""
     dashboard = DASHBOARDS["tickcast-operations.json"]()
     good = problems(prometheus, dashboard)
     assert good == []
@@ -153,10 +158,19 @@ def test_the_check_fails_on_queries_prometheus_refuses(prometheus: PrometheusRun
     }
     for index, expr in broken.items():
         targets[index]["expr"] = expr
+    # A variable listing a label the metric does not have (Grafana's menu would be empty).
+    dashboard["templating"]["list"].append(
+        {
+            "name": "m",
+            "type": "query",
+            "query": {"query": "label_values(tickcast_events_total, model)"},
+        }
+    )
     found = problems(prometheus, json.loads(json.dumps(dashboard)))
-    assert len(found) == 4, found
+    assert len(found) == 5, found
     expected = [("bad_data", "parse error"), ("bad_data", "range vector"),
-                ("execution", "many-to-many"), ("no data", "no-such-topic")]  # fmt: skip
+                ("execution", "many-to-many"), ("no data", "no-such-topic"),
+                ("variable $m", "no data")]  # fmt: skip
     for problem, (kind, detail) in zip(found, expected, strict=True):
         assert kind in problem, problem
         assert detail in problem, problem
