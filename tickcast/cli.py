@@ -60,13 +60,14 @@ def _mount_subcommands() -> None:
     from sinks.cli import app as sink_app
     from sidestreams.cli import app as side_app
     from sinks.cli import features
-    from streams.cli import topics_app
+    from streams.cli import feed_app, topics_app
     from training.cli import app as train_app
 
     for command in (dev.up, dev.down, dev.status, dev.doctor):
         app.command()(command)
     app.add_typer(topics_app, name="topics")
     app.add_typer(side_app, name="side")
+    app.add_typer(feed_app, name="feed")
     app.command()(worker)
     app.command()(dev.demo)
     app.command()(features)

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     side_max_records: int = Field(
         4096, ge=2, description="Most records an as-of table keeps (per series, per symbol)."
     )
+    feed_api_key: SecretStr = Field(
+        SecretStr(""), description="API key of the market-data vendor of `tickcast feed` "
+        "(Polygon.io or Alpha Vantage).",
+    )  # fmt: skip
 
     # Redis
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
