@@ -57,8 +57,8 @@ def _mount_subcommands() -> None:
     from recovery.cli import backup, restore
     from serving.cli import app as serve_app
     from serving.cli import token_command, users_app
-    from sinks.cli import app as sink_app
     from sidestreams.cli import app as side_app
+    from sinks.cli import app as sink_app
     from sinks.cli import features
     from streams.cli import feed_app, topics_app
     from training.cli import app as train_app
