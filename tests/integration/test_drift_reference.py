@@ -236,3 +236,49 @@ def test_registry_down_falls_back_to_the_stream_window_without_crashing(
     assert agent.reference_model == ("stream", "reference-window")
     stream = {"source": "stream", "model": "stream", "version": "reference-window"}
     assert metrics.value("tickcast_drift_reference_info", **stream) == 1
+
+
+def test_an_online_promotion_moves_drift_to_the_new_version_with_the_same_reference(
+    registry_settings: Settings,
+) -> None:
+    """A River challenger promoted online is registered with the replaced champion's
+    reference (it has no training set): drift follows the alias to its version and keeps
+    comparing with those distributions."""
+    from online_learning.challengers import default_challengers
+    from online_learning.frozen import register_online
+    from online_learning.promotion import registry_promoter
+
+    settings = registry_settings
+    fs = FeatureSet.default()
+    apply_topics(settings)
+    ref_a = _reference(0.0, 1)
+    assert _register(settings, ref_a) == 1
+    _produce_days(settings, range(2), np.random.default_rng(3))
+    metrics = Metrics(process=False)
+    agent = DriftAgent(settings, metrics=metrics)
+    agent.start()
+    try:
+        assert agent.reference_model == (settings.model_name, "1")
+        _step_until(agent, lambda: agent.published >= len(fs.names))
+        before = agent.monitor
+
+        river = default_challengers(seed=1)[0]
+        entry, lineage = register_online(
+            settings, river, name=settings.model_name, won_version="online-0", reason="test"
+        )
+        assert lineage["reference_source"].startswith(f"champion {settings.model_name} v1")
+        registry_promoter(settings)(settings.model_name, str(entry.version), "test: online win")
+        _step_until(
+            agent, lambda: agent.reference_model == (settings.model_name, str(entry.version))
+        )
+    finally:
+        agent.close()
+    assert agent.monitor is not None
+    assert agent.monitor is not before
+    assert before is not None
+    for new, old in zip(agent.monitor.refs, before.refs, strict=True):
+        np.testing.assert_array_equal(new.cuts, old.cuts)
+        np.testing.assert_array_equal(new.expected, old.expected)
+    info = {"source": "champion", "model": settings.model_name, "version": str(entry.version)}
+    assert metrics.value("tickcast_drift_reference_info", **info) == 1
+    assert metrics.value("tickcast_drift_reference_switches_total", source="champion") == 1
