@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
@@ -137,7 +138,14 @@ def _read(settings: Settings, topic: str, ranges: dict[int, tuple[int, int]]) ->
                 raise DependencyError("kafka", f"reading {topic} for the backup timed out")
             for message in consumer.consume(5000, timeout=0.5):
                 partition, offset = message.partition(), message.offset()
-                if message.error() is not None or partition is None or offset is None:
+                if partition is None or partition not in wanted:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:  # a gap at the end (compaction)
+                        position[partition] = wanted[partition][1]
+                    continue
+                if offset is None:
                     continue
                 if offset < wanted[partition][1]:
                     out.append(

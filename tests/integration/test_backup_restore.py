@@ -175,9 +175,13 @@ def test_restore_into_an_empty_stack_resumes_value_for_value(
     register(champion(), name=NAME, settings=src)
     frame = make_bars(6, 150, seed=5)
     stamps = sorted(frame.ts_ms.unique())
-    part_a, part_b = frame[frame.ts_ms < stamps[90]], frame[frame.ts_ms >= stamps[90]]
+    part_a = frame[frame.ts_ms < stamps[80]]
+    unread = frame[(frame.ts_ms >= stamps[80]) & (frame.ts_ms < stamps[100])]
+    part_b = frame[frame.ts_ms >= stamps[100]]
     symbols = sorted(frame.symbol.unique())
-    want_b = set(zip(part_b.symbol, part_b.ts_ms, strict=True))
+    want_b = set(zip(unread.symbol, unread.ts_ms, strict=True)) | set(
+        zip(part_b.symbol, part_b.ts_ms, strict=True)
+    )
 
     # 1. the source runs: worker (features, scores) and the ClickHouse sink
     publish(src, part_a, "test")
@@ -189,18 +193,22 @@ def test_restore_into_an_empty_stack_resumes_value_for_value(
         wait_caught_up(src, f"{src.consumer_group}-clickhouse-sink", ["predictions"], 120)
     finally:
         sink.stop()
-    # 2. backed up while the worker runs (its commits lag its snapshots: the tail is kept)
+    # 2. ticks arrive that the stopped worker has not read: the backup keeps them (the tail)
+    worker.stop()
+    publish(src, unread, "test")
     backup = tmp_path / "backup"
     made = tickcast(src, "backup", "--to", str(backup))
-    worker.stop()
     assert made.returncode == 0, made.stderr[-3000:]
     manifest = json.loads((backup / "manifest.json").read_text())
     assert set(manifest["components"]) == {"kafka", "clickhouse", "redis", "mlflow"}
+    layout = json.loads((backup / "kafka" / "layout.json").read_text())
+    assert layout["topics"]["ticks"]["records"] == len(unread)
+    assert layout["topics"]["feature-state"]["records"] >= len(symbols)
     source_rows = clickhouse_rows(src)
     backed_up_blobs = feature_blobs(src.redis_url, src.redis_key_prefix, symbols)
     assert source_rows["predictions"]["rows"], "the sink wrote nothing: the test proves nothing"
 
-    # 3. the reference: the source itself goes on with part B
+    # 3. the reference: the source itself goes on with the unread ticks and part B
     publish(src, part_b, "test")
     reference = WorkerProcess(src, tmp_path / "worker-src2.log").start()
     try:
@@ -227,7 +235,8 @@ def test_restore_into_an_empty_stack_resumes_value_for_value(
         assert dst_rows[table]["rows"] == source_rows[table]["rows"], table
         assert dst_rows[table]["final"] == len(dst_rows[table]["rows"]), f"duplicates in {table}"
 
-    # 5. the restored worker goes on with part B: the same features, value for value
+    # 5. the restored worker goes on with the unread ticks and part B: the same features,
+    # value for value, none twice
     publish(dst, part_b, "test")
     resumed = WorkerProcess(dst, tmp_path / "worker-dst.log").start()
     try:
