@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import warnings
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,10 @@ class NeuralModel(Model):
         return state
 
     def _standardiser(self, X: np.ndarray) -> None:
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0)
-            std = np.nanstd(np.where(np.isfinite(X), X, np.nan), axis=0)
+        finite = np.where(np.isfinite(X), X, np.nan)
+        with warnings.catch_warnings():  # all-missing columns (quotes on daily bars) -> 0, 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(finite, axis=0), np.nanstd(finite, axis=0)
         self.mean = np.nan_to_num(mean, nan=0.0)
         self.scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
 

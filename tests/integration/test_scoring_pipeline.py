@@ -47,6 +47,24 @@ def _model(seed: int) -> PackagedModel:
     return PackagedModel("xgboost", model, tuple(FS.names), FS.version, 1, 0.005, (0, 1))
 
 
+def _sequence_models(seed: int) -> list[PackagedModel]:
+    """An LSTM (ONNX cell) and a per-symbol ARIMA, fitted on other bars of the same symbols:
+    both keep per-symbol state in the worker's checkpointed symbol state."""
+    from indicators import compute_frame
+
+    bars = make_bars(30, 250, seed=seed)
+    frame = compute_frame(bars, FS).sort_values(["ts_ms", "symbol"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    nxt = frame.groupby("symbol")["ret_1"].shift(-1)
+    keep = nxt.notna().to_numpy()
+    X, y = frame.loc[keep, ["symbol", "ts_ms", *FS.names]], (nxt[keep] > 0).astype(int)
+    out = []
+    for kind, params in (("lstm", {"hidden": 8, "epochs": 2}), ("arima", {})):
+        model = make_model(kind, 0, params).fit(X, y.to_numpy())
+        out.append(PackagedModel(kind, model, tuple(FS.names), FS.version, 1, 0.005, (0, 1)))
+    return out
+
+
 @pytest.fixture
 def scoring(settings: Settings, tmp_path: Path) -> Settings:
     """The test's namespace plus its own MLflow store (a fresh Settings: no cached URIs)."""
@@ -189,8 +207,11 @@ def test_sigkill_mid_replay_gives_the_uninterrupted_outcomes(
 ) -> None:
     settings = scoring
     register(_model(3), name=NAME, settings=settings)
+    for packaged in _sequence_models(seed=14):  # challengers 2 (LSTM) and 3 (ARIMA)
+        register(packaged, name=NAME, settings=settings)
     frame = make_bars(30, 250, seed=13)
     want = _dedupe(_uninterrupted(settings, frame))
+    assert {k[3] for k in want} == {"1", "2", "3"}  # the stateful models are joined too
     publish(settings, frame, "test")
     first = WorkerProcess(settings, tmp_path / "worker1.log").start()
     seen = read_topic(settings, "outcomes", "Outcome", lambda r: len(r) >= len(want) // 3,
