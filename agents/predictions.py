@@ -21,8 +21,11 @@ Model changes are picked up between batches, never inside one: :meth:`Prediction
 (awaited by the feature agent between batches) polls the registry aliases and the online
 checkpoint id at most every ``model_poll_interval_s`` in a worker thread, loads what changed
 in that thread while the stream keeps flowing, and swaps the finished set at a later
-``refresh``. A set whose feature-set version differs from the stream's is refused and the
-old one kept. Without a champion nothing is scored (log line, ``tickcast_model_info`` 0);
+``refresh``. A model trained on a feature set the stream's does not contain (or naming a
+column it lacks) is refused with the reason (``model_set_refused``,
+``tickcast_model_refusals_total``) and the old set kept: the stream's set is fixed for the
+run (agents.worker), serving a new one takes a restart.
+Without a champion nothing is scored (log line, ``tickcast_model_info`` 0);
 MLflow down: log, ``tickcast_dependency_up{component="mlflow"}`` 0, retry at the next poll.
 """
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,6 +135,7 @@ class PredictionStage:
         feature_set: FeatureSet | None = None,
         source: ModelSource | None = None,
         clock: Callable[[], float] = time.monotonic,
+        compatible: Collection[str] = (),
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -142,7 +146,10 @@ class PredictionStage:
         self.names = names or ["tickcast-direction-h1"]
         self.primary = self.names[0]
         fsv = self.feature_set.version
-        self.scorers = {name: Scorer(ModelSet(), fsv) for name in self.names}
+        cols, ok = self.feature_set.names, compatible  # models of a contained set read by name
+        self.scorers = {
+            name: Scorer(ModelSet(), fsv, columns=cols, compatible=ok) for name in self.names
+        }
         self.registry: dict[str, ModelSet] = {name: ModelSet() for name in self.names}
         self.online: list[OnlineModel] = []
         self.seen: dict[str, Versions] = {}
@@ -256,6 +263,7 @@ class PredictionStage:
         candidate = ModelSet(registry_set.champion, [*registry_set.challengers, *extra])
         refusals = self.scorers[name].swap(candidate)
         if refusals:
+            self.metrics.model_refusals.labels(model=name).inc()
             log.warning("model_set_refused", model=name, refusals=refusals,
                         keeping=self.scorers[name].model_set.describe())  # fmt: skip
             return False
@@ -296,9 +304,8 @@ class PredictionStage:
             return result
         per_row: list[list[Prediction]] = [[] for _ in rows]
         with self.metrics.stage_timer("predictions"):
-            states = {symbol: state.extra for symbol, state in out.touched.items()}
             for name, scorer in self.scorers.items():
-                self._score(name, scorer, rows, now_ms, per_row, result.predictions, states)
+                self._score(name, scorer, rows, now_ms, per_row, result.predictions)
             if self._publish is not None and result.predictions:
                 self._publish(result.predictions)
             self._latest(result)
@@ -314,10 +321,9 @@ class PredictionStage:
         now_ms: int,
         per_row: list[list[Prediction]],
         predictions: list[Prediction],
-        states: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         with self.metrics.scoring_timer(name):
-            batch = scorer.score_batch(rows, now_ms, states)
+            batch = scorer.score_batch(rows, now_ms)
         if batch.rejected:
             reasons = {reason for _, reason in batch.rejected}
             if reasons == {"no_model"}:

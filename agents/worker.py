@@ -3,6 +3,15 @@
 Two runners drive the same stage and commit rule: ``direct`` (the default, a plain
 confluent-kafka consumer group, agents.direct_runner) and ``faust`` (a Faust agent,
 agents.features_agent). A Faust app is built only when the Faust runner runs.
+
+**The feature set is chosen once, at start** (:func:`choose_feature_set`):
+``TICKCAST_FEATURE_SET`` when set, else the union (:func:`indicators.feature_sets.union_of`)
+of the named sets of the registered champions and challengers of ``TICKCAST_MODEL_NAME``,
+else ``classic``. The stream never changes its width mid-run: a model promoted later whose
+set the stream's does not contain is refused (``model_set_refused``,
+``tickcast_model_refusals_total``) and the previous models keep scoring until the worker is
+restarted, when the union includes the new set. A model of a contained set (``classic`` on
+a ``classic+alpha158`` stream) reads its own columns by name (agents.scoring).
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ import asyncio
 import signal
 from typing import TYPE_CHECKING
 
+import structlog
+
 from agents.direct_runner import run_direct
 from agents.feature_engine import FeatureEngine
 from agents.feature_stage import FeatureStage
@@ -18,9 +29,11 @@ from agents.predictions import PredictionStage
 from agents.side_inputs import SideFeatureEngine, SideInputs
 from agents.stages import BatchStage
 from indicators.feature_set import FeatureSet
-from sidestreams.features import spec_from_settings
+from indicators.feature_sets import contained, feature_set, union_of
+from sidestreams.features import SideFeatureSet, SideSpec, spec_from_settings
 from streams.validation import ValidationRules
 from tickcast.config import Settings
+from tickcast.errors import TickcastError
 from tickcast.metrics import Metrics, get_metrics, serve_metrics
 
 if TYPE_CHECKING:
@@ -28,19 +41,61 @@ if TYPE_CHECKING:
 
 RUNNERS = ("direct", "faust")
 
+log = structlog.get_logger(__name__)
+
+
+def choose_feature_set(settings: Settings) -> tuple[str, str]:
+    """(name of the set the worker computes, why): explicit, the models' union, or classic.
+
+    An unknown ``TICKCAST_FEATURE_SET`` raises :class:`FeatureSetError` naming the known
+    sets; an unreachable registry falls back to ``classic`` (logged).
+    """
+    explicit = settings.feature_set.strip()
+    if explicit:
+        feature_set(explicit)  # an unknown name raises, naming the known ones
+        return explicit, "TICKCAST_FEATURE_SET"
+    if not settings.scoring_enabled:
+        return "classic", "scoring disabled"
+    from training.registry import feature_sets_in_use  # mlflow: imported on use
+
+    models = [n.strip() for n in settings.model_name.split(",") if n.strip()]
+    try:
+        names = [s for model in models for s in feature_sets_in_use(settings, model)]
+    except TickcastError as exc:
+        log.warning("feature_set_registry_unavailable", error=str(exc)[:300], using="classic")
+        return "classic", "registry unavailable"
+    if not names:
+        return "classic", "no registered model"
+    return union_of(names), f"union of the registered models' sets {sorted(set(names))}"
+
+
+def compatible_versions(name: str, side: SideSpec | None = None) -> frozenset[str]:
+    """Versions whose models score on a stream computing ``name`` (with ``side`` columns)."""
+    sets = [feature_set(n) for n in contained(name)]
+    versions = {fs.version for fs in sets}
+    if side is not None:
+        versions |= {SideFeatureSet(fs, side).version for fs in sets}
+    return frozenset(versions)
+
 
 def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureStage:
     """The feature stage with scoring + outcomes (unless disabled); not yet opened."""
     metrics = metrics or get_metrics()
     rules = ValidationRules.from_settings(settings)
-    engine = FeatureEngine(FeatureSet.default(), rules)
-    side = None
+    name, why = choose_feature_set(settings)
+    base: FeatureSet = feature_set(name)
+    engine = FeatureEngine(base, rules)
+    side, spec = None, None
     if settings.side_features:  # macro, news and sector columns (agents.side_inputs)
-        inputs = SideInputs(settings, spec_from_settings(settings), metrics)
-        engine = side = SideFeatureEngine(FeatureSet.default(), inputs, rules)
+        spec = spec_from_settings(settings)
+        inputs = SideInputs(settings, spec, metrics)
+        engine = side = SideFeatureEngine(base, inputs, rules)
+    log.info("feature_set", name=name, why=why, version=engine.version,
+             columns=len(engine.feature_set.names))  # fmt: skip
     stages: list[BatchStage] = []
     if settings.scoring_enabled:
-        stages.append(PredictionStage(settings, metrics, engine.feature_set))
+        ok = compatible_versions(name, spec)
+        stages.append(PredictionStage(settings, metrics, engine.feature_set, compatible=ok))
     stage = FeatureStage(settings, engine, metrics, stages)
     if side is not None:
         side.owned = stage.owned

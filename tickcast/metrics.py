@@ -177,6 +177,11 @@ PROMOTION_DECISIONS = MetricSpec(
     "tickcast_promotion_decisions_total", "counter",
     "Champion/challenger decisions (promote, keep, insufficient).", ("model", "decision"), "model",
 )  # fmt: skip
+MODEL_REFUSALS = MetricSpec(
+    "tickcast_model_refusals_total", "counter",
+    "Model sets the worker refused to score (another feature set, a column the stream lacks).",
+    ("model",), "model",
+)  # fmt: skip
 
 # --- business -------------------------------------------------------------------------------
 SHARPE = MetricSpec(
@@ -216,6 +221,7 @@ SPECS: tuple[MetricSpec, ...] = (
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
     DRIFT_REFERENCE_INFO, DRIFT_REFERENCE_SWITCHES, DRIFT_REFERENCE_ERRORS,
     PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS, PROMOTION_DECISIONS,
+    MODEL_REFUSALS,
     SHARPE, MAX_DRAWDOWN, DAILY_PNL,
     KAFKA_LAG, KAFKA_COMMITTED, KAFKA_END, LAG_COLLECT_ERRORS,
 )  # fmt: skip
@@ -311,6 +317,7 @@ class Metrics:
         self.prediction_duration_seconds = _histogram(PREDICTION_DURATION, r)
         self.feature_importance = _gauge(FEATURE_IMPORTANCE, r)
         self.model_info = _gauge(MODEL_INFO, r)
+        self.model_refusals = _counter(MODEL_REFUSALS, r)
         self.ab_requests = _counter(AB_REQUESTS, r)
         self.promotion_decisions = _counter(PROMOTION_DECISIONS, r)
         self.portfolio_sharpe_ratio = _gauge(SHARPE, r)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from indicators.feature_sets import name_of
 from tickcast.config import Settings
 from tickcast.errors import DependencyError, ModelError
 from training.champion import PackagedModel, ScoringModel
@@ -244,10 +245,13 @@ def register(
         features_path.write_text(
             json.dumps({"feature_set_version": version_tag, "features": names}), "utf-8"
         )
+        base_version = str(getattr(feature_set, "base_version", "") or version_tag)
         tags = {
             "model_kind": model.kind,
             "horizon": str(horizon),
             "feature_set_version": version_tag,
+            # the named set (indicators.feature_sets) of the indicator columns, side ones aside
+            "feature_set": name_of(base_version) or "",
             "features": ",".join(names)[:5000],
         }
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{model.kind}-h{horizon}"):
@@ -358,6 +362,29 @@ def watch_aliases(settings: Settings, name: str) -> tuple[int | None, tuple[int,
     champ = next((e.version for e in found if e.role == CHAMPION), None)
     chall = sorted((e.version for e in found if e.role == CHALLENGER), reverse=True)
     return champ, tuple(chall)
+
+
+def feature_sets_in_use(settings: Settings, name: str) -> list[str]:
+    """The named feature sets of ``name``'s champion and challengers (what a worker computes).
+
+    From each version's ``feature_set`` tag, else (a version registered before the tag) the
+    named set whose version its ``feature_set_version`` tag is; a version of neither is left
+    out (the scorer refuses it with the reason when it loads).
+    """
+    with _mlflow(settings) as client:
+        try:
+            found = [_entry(v) for v in _versions(client, name)]
+        except ModelError:
+            return []
+    out: list[str] = []
+    for entry in found:
+        if entry.role not in (CHAMPION, CHALLENGER):
+            continue
+        tags = entry.tags
+        set_name = tags.get("feature_set") or name_of(tags.get("feature_set_version", ""))
+        if set_name and set_name not in out:
+            out.append(set_name)
+    return out
 
 
 def resolve_versions(settings: Settings, name: str, refs: Sequence[str]) -> tuple[int, ...]:
