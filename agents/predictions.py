@@ -304,8 +304,9 @@ class PredictionStage:
             return result
         per_row: list[list[Prediction]] = [[] for _ in rows]
         with self.metrics.stage_timer("predictions"):
+            states = {symbol: state.extra for symbol, state in out.touched.items()}
             for name, scorer in self.scorers.items():
-                self._score(name, scorer, rows, now_ms, per_row, result.predictions)
+                self._score(name, scorer, rows, now_ms, per_row, result.predictions, states)
             if self._publish is not None and result.predictions:
                 self._publish(result.predictions)
             self._latest(result)
@@ -321,9 +322,10 @@ class PredictionStage:
         now_ms: int,
         per_row: list[list[Prediction]],
         predictions: list[Prediction],
+        states: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         with self.metrics.scoring_timer(name):
-            batch = scorer.score_batch(rows, now_ms)
+            batch = scorer.score_batch(rows, now_ms, states)
         if batch.rejected:
             reasons = {reason for _, reason in batch.rejected}
             if reasons == {"no_model"}:

@@ -38,7 +38,7 @@ Choices, stated once:
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -146,6 +146,7 @@ class Scorer:
         """Versions whose models read their columns by name from the stream's vector."""
         self._take: dict[int, np.ndarray | None] = {}
         self._set = ModelSet()
+        self._memory: dict[str, dict[str, Any]] = {}
         refusals = self.swap(model_set)
         if refusals:
             raise ModelError("; ".join(refusals))
@@ -196,11 +197,19 @@ class Scorer:
         """Predictions of every model for every scorable row (see :meth:`score_batch`)."""
         return self.score_batch(rows, now_ms).predictions
 
-    def score_batch(self, rows: Sequence[FeatureVector], now_ms: int) -> ScoreBatch:
+    def score_batch(
+        self,
+        rows: Sequence[FeatureVector],
+        now_ms: int,
+        states: Mapping[str, MutableMapping[str, Any]] | None = None,
+    ) -> ScoreBatch:
         """Score a micro-batch: one matrix, one ``predict_proba`` call per model.
 
         Predictions are grouped by model (champion first), rows in input order within each.
-        ``now_ms`` becomes ``produced_at``.
+        ``now_ms`` becomes ``produced_at``. A stateful model (LSTM, ARIMA) advances each
+        symbol's state by one step per row: ``states`` maps a symbol to its checkpointed
+        ``SymbolStream.extra`` (the model's state is kept under its ``state_key``); without
+        it the scorer keeps the states in memory.
         """
         began = time.perf_counter()
         out = ScoreBatch()
@@ -217,7 +226,10 @@ class Scorer:
             take = self._take.get(id(model))
             own = matrix if take is None else matrix[:, take]
             try:
-                prob = np.asarray(model.predict_proba(own), dtype=np.float64)
+                if model.stateful:
+                    prob = self._step(model, good, own, states)
+                else:
+                    prob = np.asarray(model.predict_proba(own), dtype=np.float64)
                 if prob.shape != (len(good),):
                     raise ModelError(f"returned shape {prob.shape} for {len(good)} rows")
             except Exception as exc:  # one broken model must not silence the others
@@ -226,6 +238,29 @@ class Scorer:
             latency_ms = (time.perf_counter() - began) * 1000.0
             out.predictions.extend(_predictions(model, role, good, prob, latency_ms, now_ms))
         return out
+
+    def _step(
+        self,
+        model: ScoringModel,
+        rows: list[FeatureVector],
+        matrix: np.ndarray,
+        states: Mapping[str, MutableMapping[str, Any]] | None,
+    ) -> np.ndarray:
+        """One stateful step per row; the states change only when the whole batch scored."""
+        key = model.state_key
+        symbols = [row["symbol"] for row in rows]
+        if states is None:
+            memory = self._memory.setdefault(key, {})
+            view = dict(memory)
+            prob = np.asarray(model.step(matrix, symbols, view), dtype=np.float64)
+            memory.update(view)
+            return prob
+        view = {s: states[s].get(key) for s in set(symbols) if s in states}
+        prob = np.asarray(model.step(matrix, symbols, view), dtype=np.float64)
+        for symbol, value in view.items():
+            if symbol in states:
+                states[symbol][key] = value
+        return prob
 
     def _matrix(
         self, rows: Sequence[FeatureVector], rejected: list[tuple[FeatureVector, str]]

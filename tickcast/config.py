@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     side_max_records: int = Field(
         4096, ge=2, description="Most records an as-of table keeps (per series, per symbol)."
     )
+    feed_api_key: SecretStr = Field(
+        SecretStr(""), description="API key of the market-data vendor of `tickcast feed` "
+        "(Polygon.io or Alpha Vantage).",
+    )  # fmt: skip
 
     # Redis
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
@@ -175,6 +179,12 @@ class Settings(BaseSettings):
     mlflow_artifact_root: str = Field(
         "", description="Artifact root for a local store; default <data_dir>/mlflow/artifacts."
     )
+
+    # PyTorch models (training/neural.py): trained by this interpreter, scored with ONNX Runtime
+    torch_python: str = Field(
+        "/usr/bin/python3", description="Interpreter with torch that trains the MLP and LSTM "
+        "(Debian's python3-torch; tickcast's own environment never imports torch).",
+    )  # fmt: skip
 
     # In-stream scoring and the outcome join (agents/predictions.py)
     scoring_enabled: bool = Field(True, description="Score and join outcomes in the worker.")
