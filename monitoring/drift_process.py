@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,6 @@ class DriftAgent:
         self._poller: ThreadPoolExecutor | None = None
         self._poll: Future[Reference | None] | None = None
         self._next_poll = 0.0
-        self.switches = 0
         self.sample: list[np.ndarray] = []
         self.seen = 0
         self.rng = np.random.default_rng(0)
@@ -195,7 +195,7 @@ class DriftAgent:
             return
         if wait:
             if self._poll is not None:
-                self._poll.result()  # its answer is superseded by the one below
+                wait_for([self._poll])  # its answer is superseded by the one below
                 self._poll = None
             self._apply_poll(self._call(self._poll_champion))
             return
@@ -258,7 +258,6 @@ class DriftAgent:
             for p, offset in rewind.items():
                 self.consumer.seek(TopicPartition(self.topic, p, offset))
                 self.positions[p] = max(offset, 0)
-        self.switches += 1
         self.metrics.drift_reference_switches.labels(source=reference.source).inc()
         log.info("drift_reference_switched", source=reference.source, model=reference.model,
                  version=reference.version, previous_source=old.source,

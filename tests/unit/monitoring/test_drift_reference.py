@@ -168,3 +168,38 @@ def test_a_fixed_reference_never_asks_the_registry(tmp_path) -> None:  # type: i
     agent = DriftAgent(Settings(data_dir=tmp_path), references=refs, metrics=Metrics(process=False))
     assert agent.champions is None
     assert agent.reference_model == ("stream", "reference-window")
+
+
+def test_the_background_poll_applies_between_batches_and_survives_failures(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    registry = Registry()
+    registry.version, registry.payloads["1"] = "1", _payload()
+    agent, metrics = _agent(tmp_path, registry)
+    now = [0.0]
+    agent.clock = lambda: now[0]
+    agent.load_reference()
+    assert agent.reference_model == ("m", "1")
+    agent._next_poll = 5.0
+
+    def settle() -> None:  # the job runs in the poller thread; apply it like step() does
+        for _ in range(200):
+            agent.refresh_reference()
+            if agent._poll is None:
+                return
+            agent._poll.exception(timeout=5)  # done, whatever it raised
+        raise AssertionError("poll never applied")
+
+    registry.version, registry.payloads["2"] = "2", _payload(shift=1.0)
+    agent.refresh_reference()  # not due yet: nothing asked
+    assert agent._poll is None
+    now[0] = 6.0
+    agent.refresh_reference()  # due: the poll starts in the background
+    assert agent._poll is not None
+    settle()
+    assert agent.reference_model == ("m", "2")
+
+    registry.down, now[0] = True, 12.0
+    agent.refresh_reference()
+    settle()
+    assert agent.reference_model == ("m", "2")
+    assert metrics.value("tickcast_drift_reference_errors_total", reason="registry") == 1
+    agent.close()
