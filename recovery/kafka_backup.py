@@ -253,6 +253,10 @@ def kafka_problems(settings: Settings, root: Path) -> list[str]:
                     break
     finally:
         probe.close()
+    for suffix in layout["groups"] if existing else ():
+        group = settings.consumer_group + suffix
+        if _committed(settings, group, existing):
+            problems.append(f"kafka: group {group} already has committed offsets")
     return problems
 
 

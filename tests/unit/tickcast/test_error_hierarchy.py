@@ -16,6 +16,7 @@ from tickcast.errors import TickcastError
 PACKAGES = (
     "tickcast", "indicators", "schemas", "finance", "streams", "sinks", "training",
     "online_learning", "agents", "monitoring", "serving", "backtesting", "devtools",
+    "recovery",
 )  # fmt: skip
 
 #: Public names that are control flow, not errors; each is caught inside its package.
