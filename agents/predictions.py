@@ -146,9 +146,10 @@ class PredictionStage:
         self.names = names or ["tickcast-direction-h1"]
         self.primary = self.names[0]
         fsv = self.feature_set.version
+        top_k = settings.explain_top_k
         cols, ok = self.feature_set.names, compatible  # models of a contained set read by name
         self.scorers = {
-            name: Scorer(ModelSet(), fsv, columns=cols, compatible=ok) for name in self.names
+            name: Scorer(ModelSet(), fsv, top_k, columns=cols, compatible=ok) for name in self.names
         }
         self.registry: dict[str, ModelSet] = {name: ModelSet() for name in self.names}
         self.online: list[OnlineModel] = []

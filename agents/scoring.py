@@ -33,6 +33,13 @@ Choices, stated once:
   contains, :func:`indicators.feature_sets.contained`), a model trained on a compatible set
   is fed its own columns, picked by name from the stream's vector; a model of any other
   version, or naming a column the stream lacks, is refused with the reason.
+* **Explanations, champion only.** With ``explain_top_k`` > 0 the champion's predictions
+  carry the ``k`` largest TreeSHAP contributions of their row (``explanation_features``,
+  ``explanation_contributions``, in the model's margin units; :mod:`training.explain`), from
+  ONE more library call per batch. Challengers are not explained. A model without native
+  TreeSHAP, or an explanation call that raises, leaves the fields out (the failure is in
+  :attr:`ScoreBatch.failures`); the probabilities still go out. The champion's
+  ``scoring_latency_ms`` includes its explanation.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import numpy as np
 from schemas.records import FeatureVector, ModelRole, Prediction
 from tickcast.errors import ModelError
 from training.champion import ScoringModel
+from training.explain import Explanation, explanations
 
 if TYPE_CHECKING:
     from tickcast.config import Settings
@@ -135,6 +143,7 @@ class Scorer:
         self,
         model_set: ModelSet,
         expected_feature_set_version: str,
+        explain_top_k: int = 0,
         *,
         columns: Sequence[str] | None = None,
         compatible: Collection[str] = (),
@@ -145,6 +154,7 @@ class Scorer:
         self.compatible = frozenset(compatible)
         """Versions whose models read their columns by name from the stream's vector."""
         self._take: dict[int, np.ndarray | None] = {}
+        self.explain_top_k = max(0, int(explain_top_k))
         self._set = ModelSet()
         self._memory: dict[str, dict[str, Any]] = {}
         refusals = self.swap(model_set)
@@ -235,9 +245,30 @@ class Scorer:
             except Exception as exc:  # one broken model must not silence the others
                 out.failures.append((f"{model.name}:{model.version}", repr(exc)[:500]))
                 continue
+            explained = None
+            if role == CHAMPION and self.explain_top_k:
+                explained = self._explain(model, own, out.failures)
             latency_ms = (time.perf_counter() - began) * 1000.0
             out.predictions.extend(_predictions(model, role, good, prob, latency_ms, now_ms))
+            if explained is not None:
+                start = len(out.predictions) - len(good)
+                for pred, (names, values) in zip(out.predictions[start:], explained, strict=True):
+                    pred["explanation_features"] = names
+                    pred["explanation_contributions"] = values
         return out
+
+    def _explain(
+        self, model: ScoringModel, matrix: np.ndarray, failures: list[tuple[str, str]]
+    ) -> list[Explanation] | None:
+        """Top-k TreeSHAP contributions of every row (``None``: none, or failed and listed)."""
+        try:
+            contributions = model.contributions(matrix)
+            if contributions is None:
+                return None
+            return explanations(contributions, model.feature_names, self.explain_top_k)
+        except Exception as exc:  # an explanation must never cost the prediction
+            failures.append((f"{model.name}:{model.version}:explain", repr(exc)[:500]))
+            return None
 
     def _step(
         self,

@@ -96,6 +96,8 @@ class Prediction(TypedDict):
     scoring_latency_ms: float
     correlation_id: NotRequired[str | None]
     produced_at: int
+    explanation_features: NotRequired[list[str] | None]
+    explanation_contributions: NotRequired[list[float] | None]
 
 
 class Outcome(TypedDict):

@@ -33,6 +33,8 @@ class ServingPrediction(TypedDict):
     feature_event_time: int
     updated_at: int
     correlation_id: str | None
+    explanation_features: list[str] | None
+    explanation_contributions: list[float] | None
     traceparent: NotRequired[str]
     """The W3C trace context of a traced tick's prediction (tickcast.tracing): the API's
     answer joins that trace. Only on predictions of traced ticks; no Prediction field."""
@@ -51,6 +53,8 @@ SERVING_FROM_PREDICTION: dict[str, str] = {
     "feature_event_time": "ts",
     "updated_at": "produced_at",
     "correlation_id": "correlation_id",
+    "explanation_features": "explanation_features",
+    "explanation_contributions": "explanation_contributions",
 }
 #: Prediction fields the serving JSON leaves out (read them from Kafka or ClickHouse).
 NOT_SERVED = frozenset({"feature_set_version", "scoring_latency_ms"})
@@ -77,6 +81,8 @@ def serving_json(pred: Prediction) -> ServingPrediction:
         "feature_event_time": pred["ts"],
         "updated_at": pred["produced_at"],
         "correlation_id": pred.get("correlation_id"),
+        "explanation_features": pred.get("explanation_features"),
+        "explanation_contributions": pred.get("explanation_contributions"),
     }
 
 

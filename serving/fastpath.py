@@ -11,7 +11,8 @@ cheaper). The fast path answers the same requests with the same code and the sam
   :func:`serving.routes.predictions.latest_answer`, errors go through the application's own
   exception handlers — one implementation, two entry points;
 * it takes only requests the route would accept (``GET``, a symbol matching the route's
-  pattern); anything else (a bad symbol, ``HEAD``, another path) falls through to FastAPI,
+  pattern) without a query string; anything else (a bad symbol, ``HEAD``, another path,
+  ``?explain=true``, whose parsing FastAPI owns) falls through to FastAPI,
   which answers it as documented in the OpenAPI schema;
 * it sets ``scope["route"]`` to a reference carrying the route's template, so the HTTP metrics
   carry the same ``route`` label.
@@ -82,7 +83,7 @@ class LatestPredictionFastPath:
             return
         match = PATH.match(scope["path"])
         runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
-        if match is None or runtime is None:
+        if match is None or runtime is None or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
         symbol = match.group(1)

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from serving.schemas.features import FeaturesPublic
-from serving.schemas.predictions import PredictionPublic
+from serving.schemas.predictions import FeatureContribution, PredictionPublic
 from tickcast.errors import SchemaError
 
 
@@ -55,10 +55,33 @@ def _optional(record: dict[str, Any], name: str, kind: type) -> Any:
     return str(value)
 
 
+def explanation_of(record: dict[str, Any]) -> list[FeatureContribution] | None:
+    """The record's explanation as (feature, contribution) pairs (``None`` when it has none).
+
+    >>> explanation_of({"explanation_features": ["rsi_14"], "explanation_contributions": [0.2]})
+    [FeatureContribution(feature='rsi_14', contribution=0.2)]
+    """
+    names = record.get("explanation_features")
+    values = record.get("explanation_contributions")
+    if names is None or values is None:
+        return None
+    if not isinstance(names, list) or not isinstance(values, list) or len(names) != len(values):
+        raise MalformedRecord("explanation_features and explanation_contributions must pair up")
+    return [
+        FeatureContribution(feature=str(name), contribution=float(value))
+        for name, value in zip(names, values, strict=True)
+    ]
+
+
 def prediction_public(
-    symbol: str, record: dict[str, Any], *, now_s: float, stale_after_s: float
+    symbol: str,
+    record: dict[str, Any],
+    *,
+    now_s: float,
+    stale_after_s: float,
+    explain: bool = False,
 ) -> PredictionPublic:
-    """The public prediction of ``symbol`` from a store record."""
+    """The public prediction of ``symbol`` from a store record (its explanation if asked)."""
     event_time = _millis(record, "event_time")
     assert event_time is not None
     feature_time = _millis(record, "feature_event_time", required=False)
@@ -82,6 +105,7 @@ def prediction_public(
             correlation_id=_optional(record, "correlation_id", str),
             arm=None,
             note=None,
+            explanation=explanation_of(record) if explain else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedRecord(f"prediction record: {exc}") from None

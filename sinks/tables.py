@@ -1,7 +1,7 @@
 """Per-table mapping from decoded Avro records to ClickHouse columns, and table retention.
 
 A :class:`TableMapping` names the Kafka topic, the Avro schema, the target table of the
-``0001``/``0002`` migrations and a pure ``to_row(record, run_id)`` that returns one tuple in
+migrations (``sinks/migrations``) and a pure ``to_row(record, run_id)`` that returns one tuple in
 ``columns`` order. Each column is the record field of the same name (or of ``renamed``), or
 ``run_id``; the contract's other fields are listed in ``unstored``. A unit test holds the
 columns to the ``.avsc``, to the tuples and to the migrations' ``CREATE TABLE``.
@@ -101,6 +101,8 @@ def _prediction(r: Record, run_id: str) -> Row:
         str(r["model_version"]), str(r["role"]), float(r["prob_up"]),
         float(r["expected_return"]), r["feature_set_version"], float(r["scoring_latency_ms"]),
         _str(r.get("correlation_id")), run_id, _ms(r["produced_at"]),
+        [str(v) for v in r.get("explanation_features") or ()],
+        [float(v) for v in r.get("explanation_contributions") or ()],
     )  # fmt: skip
 
 
@@ -149,7 +151,7 @@ PREDICTIONS = TableMapping(
     "predictions", "predictions", "Prediction",
     ("symbol", "ts", "horizon", "model_name", "model_version", "role", "prob_up",
      "expected_return", "feature_set_version", "scoring_latency_ms", "correlation_id", "run_id",
-     "produced_at"),
+     "produced_at", "explanation_features", "explanation_contributions"),
     _prediction,
 )  # fmt: skip
 OUTCOMES = TableMapping(

@@ -236,14 +236,37 @@ def _roles(codec: AvroCodec) -> dict[str, bytes]:
     return {name: varint(i) for i, name in enumerate(role["type"]["symbols"])}
 
 
+def optional_strings(values: Any) -> bytes:
+    """A ``["null", array<string>]`` union (a list or tuple of ``str`` only)."""
+    if values is None:
+        return _NULL
+    if type(values) is not list and type(values) is not tuple:
+        raise Fallback
+    if not values:
+        return _SOME + _NULL
+    return b"".join((_SOME, varint(len(values)), *map(string, values), _NULL))
+
+
 class PredictionEncoder:
     """``encode(record)`` equals ``get_codec("Prediction").encode(record)`` byte for byte."""
 
-    __slots__ = ("_roles", "codec")
+    __slots__ = ("_array", "_roles", "codec")
 
     def __init__(self) -> None:
         self.codec = get_codec("Prediction")
         self._roles = _roles(self.codec)
+        self._array = DoubleArray()
+
+    def _doubles(self, values: Any) -> bytes:
+        """A ``["null", array<double>]`` union (floats only; anything else falls back)."""
+        if values is None:
+            return _NULL
+        if type(values) is not list and type(values) is not tuple:
+            raise Fallback
+        for v in values:
+            if type(v) is not float:
+                raise Fallback
+        return _SOME + self._array.encode(values)
 
     def encode(self, r: Mapping[str, Any]) -> bytes:
         """Frame and encode one prediction (fastavro for anything unusual)."""
@@ -262,6 +285,8 @@ class PredictionEncoder:
                     _pack_d(_double(r["scoring_latency_ms"])),
                     optional_string(r.get("correlation_id")),
                     varint(r["produced_at"]),
+                    optional_strings(r.get("explanation_features")),
+                    self._doubles(r.get("explanation_contributions")),
                 )
             )
         except (Fallback, KeyError, TypeError, AttributeError, UnicodeEncodeError):
@@ -321,4 +346,4 @@ class OutcomeEncoder:
             return self.codec.encode(dict(r))
 
 
-__all__ = ["OutcomeEncoder", "PredictionEncoder", "TickDecoder", "varint"]
+__all__ = ["OutcomeEncoder", "PredictionEncoder", "TickDecoder", "optional_strings", "varint"]

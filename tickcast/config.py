@@ -209,6 +209,13 @@ class Settings(BaseSettings):
     scoring_threads: int = Field(
         1, ge=0, description="Threads of one XGBoost scoring call in the worker (0 = all)."
     )
+    explain_top_k: int = Field(
+        5,
+        ge=0,
+        le=64,
+        description="Top feature contributions (TreeSHAP) carried with each champion "
+        "prediction (0 = off).",
+    )
     outcome_horizons: str = Field(
         "1,5", description="Horizons (bars) the outcome join keeps bars for (comma)."
     )

@@ -9,7 +9,11 @@ order and scores it in ONE call on the library's fast path: XGBoost
 ``Booster.inplace_predict`` and LightGBM ``Booster.predict`` on the whole matrix (no
 DataFrame, no per-row work); any other model goes through its own ``predict_proba``.
 :meth:`PackagedModel.prepare` (called when the registry loads a model) may swap LightGBM's
-path for the forest compiled by ``lleaves`` (:mod:`training.compiled_trees`), 6x faster.
+path for the forest compiled by ``lleaves`` (:mod:`training.compiled_trees`), 6x faster, and
+turns a random forest into an XGBoost booster (:mod:`training.forest_xgboost`), checked
+equal to scikit-learn on probe rows. :meth:`PackagedModel.contributions` gives each row's
+TreeSHAP contributions from the library itself (XGBoost ``pred_contribs``, LightGBM
+``pred_contrib``; the forest through its booster), for the champion's explanations.
 
 :class:`ScoringModel` is a registered version of such a model (name, version, role, and the
 training reference distributions for the drift check), as :mod:`agents.scoring` consumes it.
@@ -28,7 +32,7 @@ import pandas as pd
 import structlog
 
 from tickcast.errors import ModelError
-from training import compiled_trees
+from training import compiled_trees, forest_xgboost
 from training.reference import ReferenceDistributions
 
 log = structlog.get_logger(__name__)
@@ -61,6 +65,35 @@ def _fast_path(model: Any) -> tuple[str, Any]:
     if kind == "LGBMClassifier":
         return "lightgbm", estimator.booster_
     return "generic", model
+
+
+def _is_forest(model: Any) -> bool:
+    """A fitted random forest (``training.models.random_forest_model``)."""
+    steps: Any = getattr(getattr(model, "estimator", None), "steps", None)
+    return bool(steps) and type(steps[-1][1]).__name__ == "RandomForestClassifier"
+
+
+def _forest_booster(model: Any, n_features: int) -> tuple[str, Any] | None:
+    """(``"forest"``, the forest as an XGBoost booster), or ``None`` (logged) on any doubt."""
+    began = time.perf_counter()
+    try:
+        booster = forest_xgboost.to_booster(model.estimator, n_features)
+        deviation = forest_xgboost.max_deviation(booster, model.estimator, n_features)
+    except Exception as exc:  # any conversion failure must leave scoring on scikit-learn
+        log.warning("forest_convert_failed", error=repr(exc)[:500], fallback="predict_proba")
+        return None
+    if not deviation <= forest_xgboost.TOLERANCE:
+        log.warning(
+            "forest_convert_mismatch",
+            max_deviation=deviation,
+            tolerance=forest_xgboost.TOLERANCE,
+            fallback="predict_proba",
+        )
+        return None
+    log.info(
+        "forest_converted", seconds=round(time.perf_counter() - began, 3), max_deviation=deviation
+    )
+    return "forest", booster
 
 
 def _compiled_lightgbm(booster: Any, directory: Path) -> tuple[str, Any] | None:
@@ -137,10 +170,14 @@ class PackagedModel:
         without it, or when compiling fails, it stays on ``Booster.predict``. Compiling is
         opt-in because it costs seconds: worth it for a model that scores a stream, not for
         a one-off prediction on a freshly fitted model.
+        A random forest is always converted to an XGBoost booster (a fraction of a second;
+        scikit-learn's ``predict_proba`` is 5-50x slower per batch and has no TreeSHAP).
         """
         native = _fast_path(self.model)
         if compiled_dir is not None and native[0] == "lightgbm":
             native = _compiled_lightgbm(native[1], Path(compiled_dir)) or native
+        if native[0] == "generic" and _is_forest(self.model):
+            native = _forest_booster(self.model, len(self.feature_names)) or native
         self._native = native
         return native[0]
 
@@ -170,7 +207,7 @@ class PackagedModel:
 
     @property
     def scoring_path(self) -> str:
-        """``xgboost`` | ``lightgbm`` | ``lleaves`` | ``constant`` | ``generic``."""
+        """``xgboost`` | ``lightgbm`` | ``lleaves`` | ``forest`` | ``constant`` | ``generic``."""
         if self._native is None:
             self._native = _fast_path(self.model)
         return self._native[0]
@@ -190,7 +227,7 @@ class PackagedModel:
             return np.full(matrix.shape[0], native)
         if matrix.shape[0] == 0:
             return np.empty(0)
-        if path == "xgboost":
+        if path == "xgboost" or path == "forest":
             proba = native.inplace_predict(matrix)
         elif path == "lleaves":
             proba = compiled_trees.predict(native, matrix)
@@ -202,6 +239,38 @@ class PackagedModel:
             frame = pd.DataFrame(matrix, columns=list(self.feature_names))
             proba = self.model.predict_proba(frame)
         return np.clip(np.asarray(proba, dtype=np.float64).ravel(), 0.0, 1.0)
+
+    @property
+    def explainable(self) -> bool:
+        """Whether :meth:`contributions` has a native TreeSHAP for this model."""
+        return self.scoring_path in ("xgboost", "forest", "lightgbm", "lleaves")
+
+    def contributions(self, X: np.ndarray) -> np.ndarray | None:
+        """TreeSHAP contributions of every row: (rows, features + 1), bias last.
+
+        Each row sums to the model's raw margin: log-odds for XGBoost and LightGBM, P(up)
+        itself for the random forest. ``None`` for a model without native TreeSHAP
+        (constant, linear, a frozen River learner, a forest left on scikit-learn).
+        """
+        matrix = np.asarray(X, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_names):
+            raise ModelError(
+                f"{self.kind}: expected (rows, {len(self.feature_names)}) features, "
+                f"got shape {matrix.shape}"
+            )
+        path = self.scoring_path
+        if path in ("xgboost", "forest"):
+            from xgboost import DMatrix
+
+            _, booster = self._native or _fast_path(self.model)
+            return np.asarray(
+                booster.predict(DMatrix(matrix, missing=np.nan), pred_contribs=True),
+                dtype=np.float64,
+            )
+        if path in ("lightgbm", "lleaves"):
+            booster = self.model.estimator.booster_
+            return np.asarray(booster.predict(matrix, pred_contrib=True), dtype=np.float64)
+        return None
 
 
 @dataclass(frozen=True)
@@ -240,6 +309,11 @@ class ScoringModel:
     def state_key(self) -> str:
         """Where this version keeps a symbol's state in ``SymbolStream.extra``."""
         return f"model:{self.name}:{self.version}"
+
+    def contributions(self, X: np.ndarray) -> np.ndarray | None:
+        """The predictor's TreeSHAP contributions (``None`` when it has none)."""
+        explain = getattr(self.predictor, "contributions", None)
+        return explain(X) if callable(explain) else None
 
     @classmethod
     def from_packaged(

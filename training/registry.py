@@ -306,7 +306,10 @@ def _alias_version(client: Any, name: str, alias: str) -> int | None:
     try:
         return int(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        if _missing(exc) or "alias" in str(exc).lower():
+        # A missing alias is INVALID_PARAMETER_VALUE "... alias X not found"; a down server
+        # is INTERNAL_ERROR whose message also names the /alias URL: that one must raise.
+        unset = exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+        if _missing(exc) or unset:
             return None
         raise
 
@@ -477,7 +480,8 @@ def load_scoring_model(
     packaged = getattr(wrapper, "packaged", None)
     if not isinstance(packaged, PackagedModel):
         raise ModelError(f"{name} v{version} is not a tickcast model (got {type(wrapper)})")
-    packaged.prepare(compiled_dir=cache_dir(settings.data_dir))  # LightGBM: compiled, cached
+    # LightGBM compiled (cached); a random forest turned into an XGBoost booster
+    packaged.prepare(compiled_dir=cache_dir(settings.data_dir))
     return ScoringModel.from_packaged(
         packaged,
         name=name,

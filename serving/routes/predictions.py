@@ -7,7 +7,7 @@ import time
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
@@ -34,6 +34,7 @@ SymbolPath = Annotated[
     str, Path(pattern=SYMBOL_PATTERN, description="Ticker: A-Z, 0-9, '.', '-'; 1 to 12.")
 ]
 EXPERIMENT = "http-latest"
+EXPLAIN_DOC = "Add the champion's top-k TreeSHAP feature contributions (`explanation`)."
 
 
 @router.get(
@@ -42,21 +43,27 @@ EXPERIMENT = "http-latest"
     responses=error_responses(*PROTECTED, 404),
 )
 async def latest_prediction(
-    symbol: SymbolPath, principal: PredictionsReader, runtime: RuntimeDep
+    symbol: SymbolPath,
+    principal: PredictionsReader,
+    runtime: RuntimeDep,
+    explain: Annotated[bool, Query(description=EXPLAIN_DOC)] = False,
 ) -> PredictionPublic:
     """The latest prediction for ``symbol`` with its age and staleness.
 
     The champion's, or with A/B on (``TICKCAST_AB_ENABLED``) the caller's arm's: a stable
     hash of the caller puts ``ab_split`` of callers on the champion; the challenger arm gets
     the challenger's latest prediction when the worker wrote one, else the champion's with a
-    ``note`` saying so.
+    ``note`` saying so. With ``explain=true`` the answer carries the champion's top-k
+    feature contributions (``TICKCAST_EXPLAIN_TOP_K``), null for a challenger's prediction.
     """
-    return await latest_answer(runtime, principal, symbol)
+    return await latest_answer(runtime, principal, symbol, explain=explain)
 
 
-async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> PredictionPublic:
+async def latest_answer(
+    runtime: Runtime, principal: Principal, symbol: str, *, explain: bool = False
+) -> PredictionPublic:
     """The answer of :func:`latest_prediction` for an authorised caller (also the fast path's,
-    :mod:`serving.fastpath`)."""
+    :mod:`serving.fastpath`, which takes requests without a query string only)."""
     settings = runtime.settings
     store = runtime.store
     started_ns = time.time_ns()
@@ -83,6 +90,7 @@ async def latest_answer(runtime: Runtime, principal: Principal, symbol: str) -> 
             record,
             now_s=runtime.clients.clock(),
             stale_after_s=settings.stale_after_s,
+            explain=explain,
         )
     except MalformedRecord as exc:
         log.error("malformed_store_record", symbol=symbol, reason=str(exc))

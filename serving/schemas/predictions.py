@@ -22,6 +22,16 @@ class PredictionBase(BaseModel):
     horizon_s: float | None = None
 
 
+class FeatureContribution(BaseModel):
+    """One feature's TreeSHAP contribution to the prediction (``?explain=true``)."""
+
+    feature: str
+    contribution: float = Field(
+        description="In the model's margin units (log-odds for XGBoost and LightGBM, "
+        "probability for the random forest); positive pushes towards up."
+    )
+
+
 class PredictionPublic(PredictionBase):
     """The prediction with its freshness (and the caller's A/B arm when A/B is on)."""
 
@@ -38,6 +48,11 @@ class PredictionPublic(PredictionBase):
         None, description="The caller's A/B arm (null when A/B is off)."
     )
     note: str | None = Field(None, description="Why the answer differs from the arm asked.")
+    explanation: list[FeatureContribution] | None = Field(
+        None,
+        description="With ?explain=true: the champion's top-k feature contributions, largest "
+        "first (null when not asked, for a challenger, or a model without TreeSHAP).",
+    )
 
 
 class HistoryRow(BaseModel):

@@ -179,7 +179,10 @@ def test_latest_json_is_the_champions_newest_per_symbol(store: Settings) -> None
             "expected_return": last[-1]["expected_return"], "horizon": 1,
             "feature_event_time": feature["ts"], "updated_at": 999,
             "correlation_id": feature["correlation_id"],
+            "explanation_features": last[-1]["explanation_features"],
+            "explanation_contributions": last[-1]["explanation_contributions"],
         }  # fmt: skip
+        assert len(doc["explanation_features"]) == stage.settings.explain_top_k > 0
         challenger = result.latest_challenger[symbol]
         assert (challenger["model"], challenger["version"], challenger["role"]) == (
             "tc-a", "2", "CHALLENGER")  # fmt: skip

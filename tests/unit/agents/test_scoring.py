@@ -157,3 +157,47 @@ def test_latest_champion_per_symbol() -> None:
 def test_return_scale_is_mean_absolute_log_return() -> None:
     returns = np.array([0.02, -0.01, 0.0, np.nan])
     assert return_scale_of(returns) == pytest.approx(np.mean(np.abs(np.log1p(returns[:3]))))
+
+
+@pytest.mark.parametrize("champion", [XGB, LGBM], ids=["xgboost", "lightgbm"])
+def test_the_champion_carries_its_top_k_contributions_and_challengers_none(
+    champion: PackagedModel,
+) -> None:
+    champ = ScoringModel.from_packaged(champion, name="m", version=1, role="x")
+    chall = ScoringModel.from_packaged(XGB, name="m", version=2, role="x")
+    scorer = Scorer(ModelSet(champ, [chall]), FSV, explain_top_k=3)
+    rows = _rows(40)
+    batch = scorer.score_batch(rows, 0)
+    assert batch.failures == []
+    matrix = np.array([r["values"] for r in rows], dtype=float)
+    matrix[np.isinf(matrix)] = np.nan
+    contribs = champion.contributions(matrix)
+    assert contribs is not None
+    for pred, row in zip(batch.predictions[:40], contribs, strict=True):
+        assert pred["role"] == CHAMPION
+        names, values = pred["explanation_features"], pred["explanation_contributions"]
+        assert len(names) == 3
+        assert len(values) == 3
+        assert values == [row[NAMES.index(n)] for n in names]
+        assert [abs(v) for v in values] == sorted((abs(v) for v in values), reverse=True)
+        assert min(abs(v) for v in values) >= np.sort(np.abs(row[:-1]))[-3]
+    assert all("explanation_features" not in p for p in batch.predictions[40:])
+
+
+def test_explanations_off_or_failing_leave_the_predictions_unexplained() -> None:
+    champ = ScoringModel.from_packaged(XGB, name="m", version=1, role="x")
+    off = Scorer(ModelSet(champ, []), FSV).score_batch(_rows(5), 0)
+    assert all(set(p) == PREDICTION_FIELDS for p in off.predictions)
+
+    class NoShap:
+        def predict_proba(self, X: np.ndarray) -> np.ndarray:
+            return XGB.predict_proba(X)
+
+        def contributions(self, X: np.ndarray) -> np.ndarray:
+            raise RuntimeError("shap broke")
+
+    broken = ScoringModel.from_packaged(XGB, name="m", version=1, role="x", predictor=NoShap())
+    batch = Scorer(ModelSet(broken, []), FSV, explain_top_k=5).score_batch(_rows(5), 0)
+    assert len(batch.predictions) == 5
+    assert all(set(p) == PREDICTION_FIELDS for p in batch.predictions)
+    assert batch.failures == [("m:1:explain", "RuntimeError('shap broke')")]

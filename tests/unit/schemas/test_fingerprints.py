@@ -25,7 +25,7 @@ PINNED = {
     "model_event.avsc": "d4481c9c2c3bdf07",
     "news_item.avsc": "6e0da0f3c858259b",
     "outcome.avsc": "6a3445b26b1af59b",
-    "prediction.avsc": "a5d42a513bb672ea",
+    "prediction.avsc": "f0b255551d1b51bc",
     "tick.avsc": "3f491c832fd3e256",
 }
 

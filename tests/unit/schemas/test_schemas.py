@@ -35,7 +35,7 @@ PINNED_FINGERPRINTS = {
     "model_event": "d4481c9c2c3bdf07",
     "news_item": "6e0da0f3c858259b",
     "outcome": "6a3445b26b1af59b",
-    "prediction": "a5d42a513bb672ea",
+    "prediction": "f0b255551d1b51bc",
     "tick": "3f491c832fd3e256",
 }
 TIMESTAMP_FIELDS = {"ts", "failed_at", "event_ts", "realized_ts", "produced_at", "published_at"} | {

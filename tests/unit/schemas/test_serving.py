@@ -27,8 +27,14 @@ from serving.schemas.predictions import PredictionPublic
 from tests.unit.schemas.probe import T0, probe
 
 # Serving keys the API turns into something else, and API fields that are no serving key.
-DERIVED = {"feature_event_time": "feature_age_s"}
-API_ONLY = {"horizon_s", "read_at", "age_s", "feature_age_s", "stale", "arm", "note"}
+DERIVED = {
+    "feature_event_time": "feature_age_s",
+    "explanation_features": "explanation",
+    "explanation_contributions": "explanation",
+}
+API_ONLY = {
+    "horizon_s", "read_at", "age_s", "feature_age_s", "stale", "arm", "note", "explanation"
+}  # fmt: skip
 
 
 def test_every_prediction_field_is_served_or_declared_not_served() -> None:
@@ -59,8 +65,16 @@ def test_the_api_answers_with_what_the_worker_wrote() -> None:
     payload = orjson.dumps(serving_json(pred))
     record = prediction_record(payload, read_at=T0 + 500)
     assert record is not None
-    answer = prediction_public("SYM", record, now_s=T0 / 1000 + 1.0, stale_after_s=60.0)
+    answer = prediction_public(
+        "SYM", record, now_s=T0 / 1000 + 1.0, stale_after_s=60.0, explain=True
+    )
     public = answer.model_dump()
+    assert public["explanation"] == [
+        {"feature": name, "contribution": value}
+        for name, value in zip(
+            pred["explanation_features"], pred["explanation_contributions"], strict=True
+        )
+    ]
     for key, field in SERVING_FROM_PREDICTION.items():
         if key in DERIVED:
             assert public[DERIVED[key]] is not None, key

@@ -62,7 +62,11 @@ predictions = st.fixed_dictionaries(
         "scoring_latency_ms": doubles,
         "correlation_id": st.none() | texts,
         "produced_at": longs,
-    }
+    },
+    optional={
+        "explanation_features": st.none() | st.lists(texts, max_size=6),
+        "explanation_contributions": st.none() | st.lists(doubles | ints, max_size=6),
+    },
 )
 outcomes = st.fixed_dictionaries(
     {
