@@ -150,3 +150,20 @@ def test_forced_role_and_mismatched_feature_set(settings: Settings, tmp_path: Pa
 
     with pytest.raises(ModelError):
         _register(settings, "xgboost", tmp_path, feature_set=OtherSet())
+
+
+def test_down_registry_is_not_an_unset_alias(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreachable server names the /alias URL in its error; that must not read as "no
+    champion" (an online promotion then failed with no_champion instead of retrying)."""
+    from tests.support.ports import free_port
+    from tickcast.errors import DependencyError
+
+    assert watch_aliases(settings, "never-registered") == (None, ())  # missing: no champion
+    assert champion(settings, "never-registered") is None
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})
+    with pytest.raises(DependencyError):
+        champion(down, "tickcast-direction-h1")
