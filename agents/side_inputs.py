@@ -89,7 +89,7 @@ class SideInputs:
         if board is not None and symbol not in board.symbols:
             saved = extra.get("sector")
             if isinstance(saved, SymbolReturns):
-                board.symbols[symbol] = saved
+                board.adopt(symbol, saved)
         values = self.state.update(symbol, ts, close)
         if board is not None:
             extra["sector"] = board.symbols[symbol]

@@ -76,28 +76,49 @@ def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values) if values else math.nan
 
 
+def _same(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
 @dataclass(slots=True)
 class SectorBoard:
-    """Per-symbol latest returns and the equal-weight means over sectors and market."""
+    """Per-symbol latest returns and the equal-weight means over sectors and market.
+
+    The means at a time t are computed once (O(symbols)) and reused by every bar at t until
+    an update changes some symbol's return before t: bars of many symbols sharing their
+    timestamps cost O(1) each; trades with distinct times cost O(symbols) each.
+    """
 
     sectors: Mapping[str, str]
     symbols: dict[str, SymbolReturns] = field(default_factory=dict)
+    _at: int | None = None
+    _means: tuple[dict[str, float], float] = ({}, math.nan)
+
+    def _means_at(self, ts: int) -> tuple[dict[str, float], float]:
+        if self._at != ts:
+            groups: dict[str, list[float]] = {}
+            market: list[float] = []
+            for sym in sorted(self.symbols):  # a fixed order, whatever the arrival order
+                r = self.symbols[sym].before(ts)
+                if r is None:
+                    continue
+                market.append(r)
+                groups.setdefault(self.sectors.get(sym, UNKNOWN), []).append(r)
+            self._means = ({k: _mean(v) for k, v in groups.items()}, _mean(market))
+            self._at = ts
+        return self._means
+
+    def adopt(self, symbol: str, returns: SymbolReturns) -> None:
+        """Put a symbol's saved returns (a restored state) on the board."""
+        self.symbols[symbol] = returns
+        self._at = None
 
     def features(self, symbol: str, ts: int) -> list[float]:
         """:data:`SECTOR_FEATURES` for a bar of ``symbol`` at ``ts`` (bars before ts only)."""
-        sector = self.sectors.get(symbol, UNKNOWN)
-        market: list[float] = []
-        peers: list[float] = []
-        for sym in sorted(self.symbols):  # a fixed order: fsum is exact, but be plain
-            r = self.symbols[sym].before(ts)
-            if r is None:
-                continue
-            market.append(r)
-            if self.sectors.get(sym, UNKNOWN) == sector:
-                peers.append(r)
+        sectors, market_ret = self._means_at(ts)
+        sector_ret = sectors.get(self.sectors.get(symbol, UNKNOWN), math.nan)
         own_state = self.symbols.get(symbol)
         own = own_state.before(ts) if own_state is not None else None
-        sector_ret, market_ret = _mean(peers), _mean(market)
         own_ret = math.nan if own is None else own
         return [sector_ret, market_ret, own_ret - sector_ret, own_ret - market_ret]
 
@@ -108,7 +129,18 @@ class SectorBoard:
         if state is None:
             self.symbols[symbol] = SymbolReturns(close, ts)
         elif ts > state.ts and close > 0.0 and state.close > 0.0:
+            at = self._at
+            seen = state.before(at) if at is not None else None
             state.prev, state.prev_ts = state.ret, state.ret_ts
             state.ret, state.ret_ts = math.log(close / state.close), ts
             state.close, state.ts = close, ts
+            if at is not None and not _same(seen, state.before(at)):
+                self._at = None  # the cached means no longer hold
         return out
+
+    def __getstate__(self) -> tuple[Mapping[str, str], dict[str, SymbolReturns]]:
+        return self.sectors, self.symbols
+
+    def __setstate__(self, state: tuple[Mapping[str, str], dict[str, SymbolReturns]]) -> None:
+        self.sectors, self.symbols = state
+        self._at, self._means = None, ({}, math.nan)

@@ -60,6 +60,25 @@ def test_board_matches_the_pandas_reference(seed: int) -> None:
         np.testing.assert_allclose(merged[col], merged[f"{col}_ref"], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_cached_means_equal_a_fresh_computation_in_any_processing_order(seed: int) -> None:
+    """Symbols interleaved unevenly (each in its own time order): every answer equals a board
+    that computes from scratch, so the cache is invalidated whenever it must be."""
+    rng = np.random.default_rng(seed)
+    bars = _bars(seed)
+    queues = {s: list(g.itertuples(index=False)) for s, g in bars.groupby("symbol")}
+    board = SectorBoard(SECTORS)
+    while queues:
+        sym = str(rng.choice(sorted(queues)))
+        t, _, close = queues[sym].pop(0)
+        if not queues[sym]:
+            del queues[sym]
+        fresh = SectorBoard(SECTORS, dict(board.symbols))
+        want = fresh.features(sym, t)
+        got = board.update(sym, t, close)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_the_packaged_map_and_a_bad_one(tmp_path: Path) -> None:
     sectors = load_sector_map()
     assert sectors["AAPL"] == "Information Technology"
