@@ -38,6 +38,57 @@ NEWS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "side" / "ne
 SHOWN = ("accuracy", "auc", "log_loss", "sharpe")
 
 
+def _ticks_per_s(engine: Any, ticks: list[Any], now: int) -> float:
+    states: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for i in range(0, len(ticks), 2000):
+        result = engine.process(ticks[i : i + 2000], lambda s, p: states.get(s), now)
+        states.update(result.touched)
+    return len(ticks) / (time.perf_counter() - t0)
+
+
+def _engine_ticks_per_s(
+    bars: Any, spec: SideSpec, macro: list[Any], news: list[Any]
+) -> dict[str, int]:
+    """The worker's pure feature engine (decode, validate, indicators[, side columns]) on the
+    bars as ticks, in batches of 2000, without and with the side columns (best of 3)."""
+    from agents.feature_engine import FeatureEngine
+    from agents.side_inputs import SideFeatureEngine, SideInputs
+    from streams.codec import get_codec
+    from streams.raw_record import RawRecord
+    from streams.replay import tick_records
+    from tickcast.config import Settings
+    from tickcast.metrics import Metrics
+
+    codec = get_codec("Tick")
+    ordered = bars.sort_values(["ts_ms", "symbol"], kind="stable")
+    ticks = [
+        RawRecord("ticks", 0, i, t["symbol"].encode(), codec.encode(t))
+        for i, t in enumerate(tick_records(ordered, "bench"))
+    ]
+    now = int(time.time() * 1000)
+    out: dict[str, int] = {}
+    for label in ("indicators", "indicators+side"):
+        best = 0.0
+        for _ in range(3):
+            if label == "indicators":
+                engine: FeatureEngine = FeatureEngine(FeatureSet.default())
+            else:
+                inputs = SideInputs(Settings(), spec, Metrics())
+                inputs.macro = inputs.news = object()  # type: ignore[assignment]
+                inputs.poll = lambda owned: None  # type: ignore[method-assign]
+                for r in macro:
+                    inputs.state.add_macro(r)
+                for n in news:
+                    for sym in n["symbols"]:
+                        inputs.state.add_news(n, sym)
+                engine = SideFeatureEngine(FeatureSet.default(), inputs)
+            best = max(best, _ticks_per_s(engine, ticks, now))
+        out[label] = round(best)
+        print(f"engine {label}: {out[label]:,} ticks/s")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=["lightgbm", "logistic"])
@@ -69,6 +120,7 @@ def main() -> None:
     began = time.perf_counter()
     side_frame(everything, spec, macro, news)  # 524 symbols, unmapped ones in UNKNOWN
     all_s = time.perf_counter() - began
+    engine = _engine_ticks_per_s(bars, spec, macro, news)
     runs: dict[str, Any] = {}
     for label, fs, compute in (
         ("indicators", FeatureSet.default(), compute_frame),
@@ -97,6 +149,7 @@ def main() -> None:
         "side_frame_rows_per_s": round(len(bars) / join_s),
         "side_frame_rows_per_s_524_symbols": round(len(everything) / all_s),
         "side_canary_s": round(canary_s, 2),
+        "engine_ticks_per_s": engine,
         "side_canary_cutoffs": len(cutoffs),
         "side_nonnull_share": {
             c: round(float(np.isfinite(side_only[c]).mean()), 3) for c in spec.names
