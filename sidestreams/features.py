@@ -49,6 +49,7 @@ __all__ = [
     "side_feature_columns",
     "side_version",
     "spec_from_settings",
+    "worker_feature_set",
 ]
 
 DAY_MS = 86_400_000
@@ -211,3 +212,10 @@ class SideFeatureSet(FeatureSet):
         self.side = spec
         self.names = (*base.names, *spec.names)
         self.version = side_version(base.version, spec)
+
+
+def worker_feature_set(settings: Settings) -> FeatureSet:
+    """The feature set the worker computes under ``settings``: the default indicators, followed
+    by the side columns when ``TICKCAST_SIDE_FEATURES`` is on (for readers of its vectors)."""
+    base = FeatureSet.default()
+    return SideFeatureSet(base, spec_from_settings(settings)) if settings.side_features else base

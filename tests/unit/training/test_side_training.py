@@ -58,3 +58,15 @@ def test_tickcast_train_side_builds_the_workers_feature_set_and_runs_the_canary(
     assert facts["side_cutoffs_checked"] == 8
     assert facts["side_rejected"] == 3  # the fixture's three bad lines
     assert list(compute(bars, fs).columns[2:]) == list(fs.names)
+
+
+def test_readers_get_the_workers_feature_set_from_the_settings() -> None:
+    from sidestreams.features import worker_feature_set
+    from tickcast.config import Settings
+
+    assert worker_feature_set(Settings()).version == FeatureSet.default().version
+    on = Settings(side_features=True, side_macro_series="realgdp")
+    fs = worker_feature_set(on)
+    assert isinstance(fs, SideFeatureSet)
+    assert fs.names[-15:] != FeatureSet.default().names[-15:]
+    assert fs.version == worker_feature_set(on).version
