@@ -53,6 +53,11 @@ for table in sys.argv[1:]:
     rows = client.query(f"SELECT * FROM {name} ORDER BY ALL").result_rows
     final = client.query(f"SELECT count() FROM {name} FINAL").result_rows[0][0]
     out[table] = {"rows": [repr(r) for r in rows], "final": final}
+champion = client.query(
+    f"SELECT count(), uniqExact(symbol, ts) FROM {settings.clickhouse_database}.predictions "
+    "WHERE role = 'CHAMPION'"
+).result_rows[0]
+out["champion"] = {"rows": champion[0], "keys": champion[1]}
 print(json.dumps(out))
 """
 
@@ -263,6 +268,16 @@ def test_restore_into_an_empty_stack_resumes_value_for_value(
         assert same(values, want_values), symbol
     scored = {p["model_version"] for p in predictions if p["role"] == "CHAMPION"}
     assert scored == {"1"}, "the restored registry's champion did not score"
+
+    # 6. the restored sink goes on from its restored offsets: every tick's champion score is
+    # in ClickHouse once (the history before the backup, the rest after the restore)
+    sink = ServiceProcess(dst, ["sink", "run"], tmp_path / "sink-dst.log").start()
+    try:
+        wait_caught_up(dst, f"{dst.consumer_group}-clickhouse-sink", ["predictions"], 120)
+    finally:
+        sink.stop()
+    history = clickhouse_rows(dst)["champion"]
+    assert history == {"rows": len(frame), "keys": len(frame)}
 
 
 def test_a_damaged_or_incomplete_backup_is_refused_and_changes_nothing(
