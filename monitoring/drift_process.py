@@ -4,9 +4,12 @@ One process reads *every* partition of ``features`` (manual assignment; PSI is a
 symbols, so the windows must see all of them) with confluent-kafka, decodes each
 FeatureVector (values in ``FeatureSet.default().names`` order), and feeds micro-batches to
 :class:`monitoring.drift.DriftMonitor`. The event-time watermark is the smallest of the
-partitions' largest event times (partitions with data), so a partition that lags does not
-see its records declared late; one that stops receiving data holds windows open until it
-resumes or the agent stops (``--emit-partial`` publishes the open windows then). When the
+partitions' largest event times, every assigned partition counting from the start (an empty
+one too, so a replay into empty topics does not close windows before its slower partitions
+arrive), so a partition that lags does not see its records declared late. A partition with
+no record for ``TICKCAST_DRIFT_IDLE_PARTITION_S`` (empty, or its producers stopped) stops
+holding the watermark until its next record; records that then arrive for a closed window
+are late: left out and counted (``tickcast_drift_late_records_total``). When the
 watermark closes a window the agent produces one DriftStat per feature (key: feature) to
 ``drift`` (the ClickHouse sink stores them in the ``drift`` table) and sets the
 ``data_drift_psi{feature}`` gauge.
@@ -127,6 +130,7 @@ class DriftAgent:
         self.start_offsets: dict[int, int] = {}
         self.start_closed: int | None = None
         self.partition_time: dict[int, int] = {}
+        self.last_active: dict[int, float] = {}
         self.skipped = 0
         self.published = 0
 
@@ -330,10 +334,10 @@ class DriftAgent:
         }
         self.consumer.assign(committed)
         self._next_poll = self.clock() + self.settings.model_poll_interval_s
-        for tp in committed:  # partitions with data waiting hold the watermark back
-            high = self.consumer.get_watermark_offsets(tp, timeout=10)[1]
-            if high > max(tp.offset, 0):
-                self.partition_time.setdefault(tp.partition, -(2**62))
+        now = self.clock()
+        for tp in committed:  # every partition holds the watermark back until it is idle
+            self.partition_time.setdefault(tp.partition, -(2**62))
+            self.last_active[tp.partition] = now
 
     def step(self, timeout_s: float = 0.2) -> int:
         """One micro-batch: decode, update, publish closed windows, commit.
@@ -342,12 +346,14 @@ class DriftAgent:
         """
         self.refresh_reference()
         messages = self.consumer.consume(self.settings.batch_max_events, timeout=timeout_s)
+        now = self.clock()
         ts, rows, parts, offs = [], [], [], []
         version, width = self.feature_set.version, len(self.names)
         for message in messages:
             if message.error() is not None:
                 continue
             self.positions[message.partition()] = message.offset() + 1
+            self.last_active[message.partition()] = now
             try:
                 record = self.codec.decode(message.value())
             except SchemaError as exc:
@@ -375,11 +381,30 @@ class DriftAgent:
         if self.monitor is None:
             self._feed_reference(ts, values, parts, offs)
             return
-        watermark = min(self.partition_time.values())
-        results = self.monitor.update(ts, values, parts, offs, watermark=watermark)
+        late = self.monitor.late
+        results = self.monitor.update(ts, values, parts, offs, watermark=self.watermark())
+        if self.monitor.late > late:
+            self.metrics.drift_late.inc(self.monitor.late - late)
         if results:
             self.publish(results)
             self._commit()
+
+    def watermark(self) -> int:
+        """The smallest largest-event-time of the partitions that are not idle.
+
+        A partition idle for ``drift_idle_partition_s`` (no record: empty, or its producers
+        stopped) stops holding windows open; its records that arrive after a window closed
+        are late (counted in ``tickcast_drift_late_records_total``, not in the window). At
+        least one partition is active here: the batch being processed just came from it.
+        """
+        idle_after = self.settings.drift_idle_partition_s
+        now = self.clock()
+        active = [
+            t
+            for p, t in self.partition_time.items()
+            if now - self.last_active.get(p, now) <= idle_after
+        ]
+        return min(active) if active else max(self.partition_time.values())
 
     def publish(self, results: list[DriftResult]) -> None:
         """Produce DriftStat records, wait for delivery, set the PSI gauges."""

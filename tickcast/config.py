@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     drift_reference_size: int = Field(
         2000, ge=10, description="Feature vectors in the stream reference window (fallback)."
     )
+    drift_idle_partition_s: float = Field(
+        30.0, gt=0, description="Seconds without records after which a features partition "
+        "stops holding drift's event-time watermark back (an empty or stopped partition).",
+    )  # fmt: skip
 
     # MLflow
     mlflow_tracking_uri: str = Field(

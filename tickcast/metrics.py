@@ -157,6 +157,11 @@ DRIFT_REFERENCE_ERRORS = MetricSpec(
     "Champion references drift could not use (registry, missing, garbage, empty, "
     "feature_set); it keeps its current reference.", ("reason",), "model",
 )  # fmt: skip
+DRIFT_LATE = MetricSpec(
+    "tickcast_drift_late_records_total", "counter",
+    "Feature vectors that reached drift after their event-time window had closed (not in any "
+    "window; see TICKCAST_DRIFT_IDLE_PARTITION_S).", (), "model",
+)  # fmt: skip
 PREDICTION_DURATION = MetricSpec(
     "prediction_duration_seconds", "histogram", "Time to score one micro-batch (seconds).",
     ("model",), "model", DURATION_BUCKETS_S,
@@ -219,7 +224,7 @@ SPECS: tuple[MetricSpec, ...] = (
     CLICKHOUSE_ERRORS, HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, DEGRADED,
     PREDICTION_AGE, LAST_PREDICTION,
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
-    DRIFT_REFERENCE_INFO, DRIFT_REFERENCE_SWITCHES, DRIFT_REFERENCE_ERRORS,
+    DRIFT_REFERENCE_INFO, DRIFT_REFERENCE_SWITCHES, DRIFT_REFERENCE_ERRORS, DRIFT_LATE,
     PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS, PROMOTION_DECISIONS,
     MODEL_REFUSALS,
     SHARPE, MAX_DRAWDOWN, DAILY_PNL,
@@ -314,6 +319,7 @@ class Metrics:
         self.drift_reference_info = _gauge(DRIFT_REFERENCE_INFO, r)
         self.drift_reference_switches = _counter(DRIFT_REFERENCE_SWITCHES, r)
         self.drift_reference_errors = _counter(DRIFT_REFERENCE_ERRORS, r)
+        self.drift_late = _counter(DRIFT_LATE, r)
         self.prediction_duration_seconds = _histogram(PREDICTION_DURATION, r)
         self.feature_importance = _gauge(FEATURE_IMPORTANCE, r)
         self.model_info = _gauge(MODEL_INFO, r)
