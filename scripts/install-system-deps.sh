@@ -13,6 +13,10 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# PyTorch for training the MLP and LSTM only (training/torch_job.py runs under Debian's python3,
+# TICKCAST_TORCH_PYTHON): PyPI's wheel needs GB of CUDA wheels; this is CPU-only, ~760 MB.
+# The venv never imports torch: the worker and API score the exported ONNX graphs.
+/usr/bin/python3 -c "import torch" >/dev/null 2>&1 || need+=(python3-torch)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0
