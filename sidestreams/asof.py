@@ -120,7 +120,7 @@ class DecayedSentiment:
         """Take one scored item; returns whether it was late.
 
         An item at or before ``ref`` enters the sums with the weight it has at ``ref``, so
-        every later query is exact; values already computed are not revised.
+        every later query is exact up to rounding; values already computed are not revised.
         """
         if not math.isfinite(score):
             raise ValueError(f"sentiment score must be finite, got {score!r}")

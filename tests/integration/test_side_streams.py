@@ -3,9 +3,11 @@ a real worker, give the training frame's features (issue #22's 'done when')."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from devtools.synthetic.bars import random_walk_panel
@@ -75,3 +77,61 @@ def test_replayed_live_features_equal_the_training_frame(
     side = want[list(spec.names)]
     assert side["macro_realgdp"].nunique() == 3
     assert side["news_sent_hl36h"].notna().sum() > 100
+
+
+def test_a_late_news_item_counts_from_then_on_never_before(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The documented rule on the real broker: a headline published before ticks the worker
+    already scored changes none of them, and every later row has it (up to rounding)."""
+    settings = settings.model_copy(
+        update={"partitions": 1, "side_features": True, "side_macro_series": "realgdp",
+                "side_news_half_life_h": 240.0, "scoring_enabled": False}
+    )  # fmt: skip
+    apply_topics(settings)
+    bars = random_walk_panel(("AAPL", "MSFT"), 300, start_ts_ms=START)
+    first, second = (
+        bars[bars["ts_ms"] < bars["ts_ms"].iloc[400]],
+        bars[bars["ts_ms"] >= bars["ts_ms"].iloc[400]],
+    )
+    news = NewsFile(FIXTURES / "news_headlines.jsonl").load().records
+    late = {
+        "symbols": ["AAPL"],
+        "headline": "Apple recalls laptops; lawsuits and losses mount",
+        "source": "test",
+        "published_at": int(first["ts_ms"].iloc[-100]),  # 50 bars before the last scored one
+        "id": "late",
+    }
+    publish_side(settings, news)
+    publish(settings, first, "test")
+    spec = spec_from_settings(settings)
+    names = [*FeatureSet.default().names, *spec.names]
+    without = join_side(compute_frame(bars), bars, spec, [], news)
+    with_late = join_side(compute_frame(bars), bars, spec, [], [*news, late])
+    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    try:
+        read_topic(settings, "features", "FeatureVector", lambda r: len(r) >= len(first),
+                   alive=worker.alive)  # fmt: skip
+        publish_side(settings, [late])
+        time.sleep(3.0)  # fetched by the worker's news consumer before the next ticks
+        publish(settings, second, "test")
+        got = read_topic(settings, "features", "FeatureVector", lambda r: len(r) >= len(bars),
+                         alive=worker.alive)  # fmt: skip
+    finally:
+        worker.stop()
+    live = dedupe_features(got).set_index(["symbol", "ts"])
+
+    def rows(frame: pd.DataFrame, part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        want = frame.loc[part.index].set_index(["symbol", "ts_ms"])[names]
+        got = np.array([list(live.loc[key, "values"]) for key in want.index])
+        return got, want.to_numpy()
+
+    got1, want1 = rows(without, first)  # scored before the item arrived: never revised
+    np.testing.assert_array_equal(got1, want1)
+    got2, want2 = rows(with_late, second)  # every later row has it (up to rounding)
+    news_cols = [names.index(c) for c in spec.names if c.startswith("news_")]
+    others = [i for i in range(len(names)) if i not in news_cols]
+    np.testing.assert_array_equal(got2[:, others], want2[:, others])
+    np.testing.assert_allclose(got2[:, news_cols], want2[:, news_cols], rtol=1e-12, atol=1e-15)
+    _, before = rows(without, second)
+    assert not np.allclose(got2[:, news_cols], before[:, news_cols], equal_nan=True)
