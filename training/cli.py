@@ -161,7 +161,7 @@ def train_horizon(
     from training.models import BASELINES
     from training.point_in_time import keyed
     from training.reference import reference_from_frame
-    from training.report import write_report
+    from training.report import write_report, write_shap_report
     from training.walk_forward import WalkForwardConfig, fit_model, run_walk_forward
 
     fs = feature_set if feature_set is not None else FeatureSet.default()
@@ -205,6 +205,10 @@ def train_horizon(
         model = fit_model(dataset, kind, config)
         packaged = PackagedModel(kind, model, tuple(fs.names), fs.version, horizon, scale, window)
         timings[f"fit_{kind}_s"] = time.perf_counter() - t0
+        packaged.prepare()  # the random forest explains through its XGBoost booster
+        recent = dataset.frame[list(fs.names)].to_numpy(dtype=float)
+        shap = write_shap_report({kind: packaged}, recent, list(fs.names), out_dir,
+                                 f"shap_{kind}_h{horizon}")  # fmt: skip
         step(f"h={horizon}: register {kind} in MLflow")
         t0 = time.perf_counter()
         role: registry.Role = "auto" if not has_champion and rank == 0 else "challenger"
@@ -216,7 +220,7 @@ def train_horizon(
                 horizon=horizon,
                 params={"walk_forward": config.to_dict(), "model": getattr(model, "params", {})},
                 metrics=result.aggregate.get(kind, {}),
-                report_paths=[paths.json, paths.html],
+                report_paths=[paths.json, paths.html, *([shap] if shap else [])],
                 reference=reference,
                 train_window=window,
                 settings=settings,

@@ -3,6 +3,7 @@
 The HTML embeds its plots as base64 PNGs: out-of-sample equity curves per model (net of
 costs), per-fold directional accuracy with Wilson intervals, and the summary table against the
 naive baselines. Matplotlib is driven through its object API (no pyplot global state).
+:func:`write_shap_report` adds a page of SHAP summary plots of the final models.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,3 +123,77 @@ def write_report(
     paths.json.write_text(report_json(result), encoding="utf-8")
     paths.html.write_text(report_html(result), encoding="utf-8")
     return paths
+
+
+#: Features shown in a SHAP summary plot (largest mean |contribution| first).
+SHAP_FEATURES = 15
+#: Rows explained for a summary plot: the newest of the training window.
+SHAP_ROWS = 2_000
+
+
+def shap_summary_figure(
+    contributions: np.ndarray, values: np.ndarray, names: list[str], title: str
+) -> Figure:
+    """A SHAP summary (bee-swarm) plot: one row per feature, one dot per explained row.
+
+    x is the feature's contribution to the margin, the colour its value (low blue, high
+    red, missing grey); features ordered by mean |contribution|. Drawn with matplotlib from
+    the libraries' own TreeSHAP, as ``shap.summary_plot`` draws it (the ``shap`` package
+    cannot be installed beside ``lleaves``: see docs/models.md).
+    """
+    phi = np.asarray(contributions, dtype=np.float64)[:, : len(names)]
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(-np.nanmean(np.abs(phi), axis=0), kind="stable")[:SHAP_FEATURES]
+    fig = Figure(figsize=(9, 0.35 * len(order) + 1.5))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    for row, j in enumerate(order[::-1]):
+        column = x[:, j]
+        finite = np.isfinite(column)
+        lo, hi = np.nanpercentile(column, [5, 95]) if finite.any() else (0.0, 1.0)
+        scaled = np.clip((column - lo) / (hi - lo if hi > lo else 1.0), 0.0, 1.0)
+        jitter = rng.uniform(-0.3, 0.3, size=column.size)
+        ax.scatter(phi[~finite, j], row + jitter[~finite], s=4, color="#999999")
+        ax.scatter(phi[finite, j], row + jitter[finite], s=4, c=scaled[finite], cmap="coolwarm",
+                   vmin=0.0, vmax=1.0)  # fmt: skip
+    ax.set_yticks(range(len(order)), [names[j] for j in order[::-1]], fontsize=8)
+    ax.axvline(0.0, color="grey", linewidth=0.6)
+    ax.set_xlabel("TreeSHAP contribution (margin units); colour: feature value, low → high")
+    ax.set_title(title)
+    return fig
+
+
+def write_shap_report(
+    models: dict[str, Any], X: np.ndarray, names: list[str], out_dir: Path | str, stem: str
+) -> Path | None:
+    """``<stem>.html`` with one SHAP summary plot per model that has native TreeSHAP.
+
+    ``models`` maps a name to a :class:`training.champion.PackagedModel`; ``X`` are rows in
+    feature order (the newest :data:`SHAP_ROWS` are explained). ``None`` when no model has
+    TreeSHAP.
+    """
+    rows = np.asarray(X, dtype=np.float64)[-SHAP_ROWS:]
+    sections = []
+    for name, packaged in models.items():
+        contributions = packaged.contributions(rows)
+        if contributions is None:
+            continue
+        units = "P(up)" if packaged.scoring_path == "forest" else "log-odds"
+        png = _png(shap_summary_figure(contributions, rows, names, f"{name} ({units})"))
+        sections.append(
+            f'<h2>{html.escape(name)}</h2><img alt="SHAP summary of {html.escape(name)}" '
+            f'src="data:image/png;base64,{png}">'
+        )
+    if not sections:
+        return None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stem}.html"
+    path.write_text(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(stem)}</title>'
+        f"</head><body><h1>TreeSHAP summary, {len(rows):,} newest training rows</h1>"
+        + "".join(sections)
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    return path

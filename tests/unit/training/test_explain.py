@@ -5,7 +5,8 @@
   values equal a brute-force Shapley computation on the scikit-learn trees (an independent
   reference: every feature subset, the path-dependent conditional expectation of the TreeSHAP
   paper's Algorithm 1, Shapley weights);
-* top-k is the k largest |contributions| (a sort of the whole row as reference), bias left out.
+* top-k is the k largest |contributions| (a sort of the whole row as reference), bias left out;
+* the training report's SHAP summary page has a plot per model with TreeSHAP.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,7 @@ from training import forest_xgboost
 from training.champion import PackagedModel
 from training.explain import explanations, top_k
 from training.models import make_model
+from training.report import shap_summary_figure, write_shap_report
 
 NAMES = ("a", "b", "c", "d")
 
@@ -169,3 +172,22 @@ def test_explanations_name_the_features() -> None:
 
 def test_models_without_treeshap_have_no_contributions() -> None:
     assert _packaged("logistic").contributions(np.zeros((2, len(NAMES)))) is None
+
+
+def test_the_shap_report_has_one_summary_plot_per_explainable_model(tmp_path: Path) -> None:
+    models = {kind: _packaged(kind) for kind in ("xgboost", "random_forest", "logistic")}
+    X, _ = _data(300, seed=4)
+    path = write_shap_report(models, X, list(NAMES), tmp_path, "shap_h1")
+    assert path is not None
+    page = path.read_text()
+    assert page.count("<img") == 2  # logistic has no TreeSHAP
+    assert "SHAP summary of xgboost" in page
+    assert "SHAP summary of random_forest" in page
+    assert write_shap_report({"l": models["logistic"]}, X, list(NAMES), tmp_path, "x") is None
+
+
+def test_the_summary_plot_orders_features_by_mean_absolute_contribution() -> None:
+    contribs = np.array([[0.1, -2.0, 0.5, 0.0, 9.0], [0.1, 1.0, -0.5, 0.0, 9.0]])
+    fig = shap_summary_figure(contribs, np.zeros((2, 4)), list(NAMES), "t")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["d", "a", "c", "b"]  # bottom to top: the largest on top
