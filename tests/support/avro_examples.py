@@ -65,6 +65,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "scoring_latency_ms": 0.42,
         "correlation_id": "abc123",
         "produced_at": T0 + 3,
+        "explanation_features": ["ret_1", "rsi_14"],
+        "explanation_contributions": [0.12, -0.05],
     },
     "outcome": {
         "symbol": "MSFT",
@@ -228,6 +230,8 @@ STRATEGIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "scoring_latency_ms": st.floats(0, 1e4),
             "correlation_id": _opt_text,
             "produced_at": _ts,
+            "explanation_features": st.none() | st.lists(_text, max_size=5),
+            "explanation_contributions": st.none() | st.lists(_finite, max_size=5),
         }
     ),
     "outcome": st.fixed_dictionaries(
