@@ -236,7 +236,7 @@ class Scorer:
             take = self._take.get(id(model))
             own = matrix if take is None else matrix[:, take]
             try:
-                if model.stateful:
+                if getattr(model, "stateful", False):  # online challengers have no state
                     prob = self._step(model, good, own, states)
                 else:
                     prob = np.asarray(model.predict_proba(own), dtype=np.float64)

@@ -114,6 +114,7 @@ def fit_symbol(returns: np.ndarray, order: tuple[int, int] = (1, 1)) -> StateSpa
     from statsmodels.tsa.arima.model import ARIMA
 
     y = np.asarray(returns, dtype=float)
+    y = y[np.isfinite(y)]  # the estimator takes no gaps; the stream's filter skips them
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on short or flat series
         model = ARIMA(y, order=(order[0], 0, order[1]), trend="c")

@@ -81,3 +81,53 @@ def test_train_registers_a_champion_and_writes_the_report(
     assert again.exit_code == 0, again.output
     assert watch_aliases(settings, NAME) == (1, (3, 2))
     assert isinstance(model_set, ModelSet)
+
+
+def test_train_registers_the_torch_and_time_series_models_and_they_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--models mlp,lstm,arima`` on 6 real symbols: walk-forward beside the baselines, all
+    three registered, loaded back without torch, and scored with per-symbol state."""
+    cache = obtain("sp500-daily").parent.parent
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TICKCAST_MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TICKCAST_MLFLOW_ARTIFACT_ROOT", raising=False)
+    args = ["--symbols", "6", "--splits", "2", "--models", "mlp,lstm,arima",
+            "--cache-dir", str(cache)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    settings = Settings(data_dir=tmp_path)
+    report = json.loads(next((tmp_path / "reports").glob("*/walk_forward_h1.json")).read_text())
+    assert {"mlp", "lstm", "arima", "logistic", "zero_return"} <= set(report["aggregate"])
+    for kind in ("mlp", "lstm", "arima"):
+        assert 0.3 < report["aggregate"][kind]["auc"] < 0.7
+
+    model_set = load_model_set(settings, NAME)
+    models = [model_set.champion, *model_set.challengers]
+    kinds = {m.predictor.kind: m for m in models if m is not None}  # type: ignore[attr-defined]
+    assert set(kinds) == {"mlp", "lstm", "arima"}
+    assert not kinds["mlp"].stateful
+    assert kinds["lstm"].stateful
+    assert kinds["arima"].stateful
+
+    fs = FeatureSet.default()
+    scorer = Scorer(model_set, fs.version)
+    rng = np.random.default_rng(0)
+    symbol = kinds["arima"].predictor.model.symbols  # type: ignore[attr-defined]
+    known = sorted(symbol)[0]
+    rows = [
+        {"symbol": known, "ts": i, "feature_set_version": fs.version,
+         "values": (rng.normal(size=len(fs.names)) * 0.01).tolist(), "correlation_id": None}
+        for i in range(5)
+    ]  # fmt: skip
+    extra: dict[str, dict[str, object]] = {known: {}}
+    batch = scorer.score_batch(rows, 0, extra)
+    assert not batch.failures
+    assert len(batch.predictions) == 15
+    assert all(0.0 <= p["prob_up"] <= 1.0 for p in batch.predictions)
+    assert {kinds["lstm"].state_key, kinds["arima"].state_key} == set(extra[known])
+    arima = [
+        p["prob_up"] for p in batch.predictions if p["model_version"] == str(kinds["arima"].version)
+    ]
+    assert len(set(arima)) > 1  # the forecast moves with each observed return
