@@ -15,6 +15,10 @@ dead-lettered before any state is loaded or created; a tick too far ahead of
 max(wall clock, the partition's latest accepted event time) is FUTURE_TIMESTAMP and leaves
 the symbol's state and the partition's clock alone (one tick stamped 2100 would otherwise
 turn every later good tick into OUT_OF_ORDER).
+
+A loaded state of another feature set (a worker restarted with a new set) keeps its guard,
+offsets and ``extra`` but starts the new set's indicators afresh, so the records never
+carry one set's values under another's version (``BatchOutput.reset_states`` counts them).
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class BatchOutput:
     """Per symbol, the offset of the batch's first tick that changed its state: a rolling
     checkpoint may commit no further until a snapshot covering it is durable."""
     skipped_replayed: int = 0
+    reset_states: int = 0
+    """Loaded states of another feature set whose indicators started afresh."""
 
     def latest(self) -> dict[str, FeatureVector]:
         """Each symbol's last feature record of the batch (for the serving copy)."""
@@ -127,6 +133,8 @@ class FeatureEngine:
         # schema (or a damaged payload) to ``codec``/fastavro, so results are identical.
         self.codec = TickDecoder(codec)
         self.version = feature_set.version
+        self.state_version = feature_set.new_state().version
+        """The indicator state's version (the side columns' set shares its base's)."""
         self.partition_latest: dict[int, int] = {}
         """Per partition of the ticks topic, the latest event time of an accepted tick (raised
         from a loaded symbol state's ``last_ts`` too): the FUTURE_TIMESTAMP reference."""
@@ -165,6 +173,10 @@ class FeatureEngine:
             if state is None:
                 loaded = load(symbol, partition)
                 if loaded is not None:
+                    if getattr(loaded.features, "version", None) != self.state_version:
+                        loaded.features = self.feature_set.new_state()  # another set's
+                        loaded.last_values = []
+                        out.reset_states += 1
                     if loaded.last_ts > latest.get(partition, -1):
                         latest[partition] = loaded.last_ts
                     state = loaded

@@ -117,3 +117,26 @@ def test_a_model_whose_set_the_stream_lacks_is_refused_and_counted(store: Settin
         "tickcast_model_refusals_total", {"model": "fs-alpha"}
     )
     assert value == 1.0
+
+
+def test_a_restart_with_another_set_starts_its_indicators_afresh() -> None:
+    from indicators import compute_frame
+
+    bars = _bars(2, 90)
+    first, later = bars.iloc[:100], bars.iloc[100:]
+    records = _raw(bars)
+    states: dict[str, SymbolStream] = {}
+    old = FeatureEngine(CLASSIC).process(records[:100], lambda s, _p: states.get(s), NOW_MS)
+    states.update(old.touched)
+    new = FeatureEngine(ALPHA)
+    out = new.process(records[100:], lambda s, _p: states.get(s), NOW_MS)
+    assert out.reset_states == 2
+    assert {r["feature_set_version"] for r in out.features} == {ALPHA.version}
+    # the new set's values are those of its indicators run on the later bars only
+    want = compute_frame(later, ALPHA)
+    got = pd.DataFrame([r["values"] for r in out.features], columns=list(ALPHA.names))
+    pd.testing.assert_frame_equal(got, want[list(ALPHA.names)].reset_index(drop=True))
+    # the offsets survive: the first part, redelivered, is recognised and skipped
+    again = new.process(records[:100], lambda s, _p: out.touched.get(s), NOW_MS)
+    assert again.skipped_replayed == len(first)
+    assert again.reset_states == 0
