@@ -29,6 +29,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from indicators.feature_sets import SPECS as FEATURE_SETS
+from indicators.feature_sets import feature_set as named_set
 from tickcast.config import Settings
 from tickcast.errors import TickcastError
 
@@ -68,6 +70,8 @@ class TrainOptions:
     n_estimators: int | None = None
     seed: int = 0
     cache_dir: Path | None = None
+    feature_set: str = "classic"
+    """The named feature set (indicators.feature_sets) of the frame and the models."""
     side: bool = False
     """Add the side features (TICKCAST_SIDE_*; macro from statsmodels macrodata)."""
     side_news: Path | None = None
@@ -255,7 +259,8 @@ def run_training(
         "load_s": time.perf_counter() - began,
     }
     compute = _cached(compute_frame, train)
-    feature_set = None
+    feature_set: Any = named_set(options.feature_set)
+    facts["feature_set"] = options.feature_set
     if options.side:
         feature_set, side_compute = side_training(options, settings, train, facts, step)
         compute = _cached(side_compute, train)
@@ -281,7 +286,6 @@ def side_training(
     step: Callable[[str], None] = lambda _: None,
 ) -> tuple[Any, Callable[[pd.DataFrame, Any], pd.DataFrame]]:
     """The side feature set and its computer; refuses side data that is not point-in-time."""
-    from indicators import FeatureSet
     from sidestreams.features import SideFeatureSet, spec_from_settings
     from sidestreams.frame import side_computer, side_frame
     from sidestreams.sources import MacroData, NewsFile
@@ -304,7 +308,7 @@ def side_training(
         side_features=list(spec.names), side_records=len(records),
         side_rejected=len(rejected), side_cutoffs_checked=len(cutoffs),
     )  # fmt: skip
-    fs = SideFeatureSet(FeatureSet.default(), spec)
+    fs = SideFeatureSet(named_set(options.feature_set), spec)
     return fs, side_computer(spec, macro.records, news_records)
 
 
@@ -358,6 +362,9 @@ def train_command(
     n_estimators: Annotated[int | None, typer.Option(help="Trees per booster.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     cache_dir: Annotated[Path | None, typer.Option(help="Data set cache folder.")] = None,
+    feature_set: Annotated[
+        str, typer.Option(help="Feature set: classic | alpha158 | classic+alpha158.")
+    ] = "classic",
     side: Annotated[
         bool, typer.Option(help="Add the side features (TICKCAST_SIDE_*, docs/side_streams.md).")
     ] = False,
@@ -374,6 +381,8 @@ def train_command(
         raise typer.BadParameter(f"--metric takes one of {sorted(METRICS)}")
     if models:
         model = [m.strip() for m in models.split(",") if m.strip()]
+    if feature_set not in FEATURE_SETS:
+        raise typer.BadParameter(f"--feature-set takes {', '.join(FEATURE_SETS)}")
     unknown = [m for m in model if m not in CANDIDATES]
     if unknown:
         raise typer.BadParameter(f"--model takes {', '.join(CANDIDATES)}, not {unknown}")
@@ -383,6 +392,7 @@ def train_command(
         train_size=train_size, splits=splits, cost_bps=cost_bps,
         models=tuple(dict.fromkeys(model)), baselines=baselines, metric=metric, name=name,
         n_estimators=n_estimators, seed=seed, cache_dir=cache_dir, side=side,
+        feature_set=feature_set,
         side_news=side_news,
     )  # fmt: skip
     settings = load_settings()
