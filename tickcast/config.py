@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="structlog level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(True, description="JSON logs (services) or console logs (people).")
     trace_tick_ratio: float = Field(
-        0.01, ge=0, le=1, description="Share of published ticks that start a trace when "
+        0.001, ge=0, le=1, description="Share of published ticks that start a trace when "
         "tracing is on (OTEL_* variables, tickcast/tracing.py); 0 = none, 1 = all.",
     )  # fmt: skip
 
