@@ -149,7 +149,15 @@ class PredictionStage:
         top_k = settings.explain_top_k
         cols, ok = self.feature_set.names, compatible  # models of a contained set read by name
         self.scorers = {
-            name: Scorer(ModelSet(), fsv, top_k, columns=cols, compatible=ok) for name in self.names
+            name: Scorer(
+                ModelSet(),
+                fsv,
+                top_k,
+                columns=cols,
+                compatible=ok,
+                explain_budget=settings.explain_budget,
+            )
+            for name in self.names
         }
         self.registry: dict[str, ModelSet] = {name: ModelSet() for name in self.names}
         self.online: list[OnlineModel] = []

@@ -220,6 +220,13 @@ class Settings(BaseSettings):
         description="Top feature contributions (TreeSHAP) carried with each champion "
         "prediction (0 = off).",
     )
+    explain_budget: float = Field(
+        0.0,
+        ge=0.0,
+        description="Cap on a batch's explanation time as a multiple of the champion's "
+        "scoring time (1 keeps >= 50 % of its throughput; each symbol's newest prediction is "
+        "explained first); 0 = explain every champion prediction.",
+    )
     outcome_horizons: str = Field(
         "1,5", description="Horizons (bars) the outcome join keeps bars for (comma)."
     )
