@@ -322,7 +322,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runners", default="direct,faust", help="comma-separated")
     parser.add_argument("--feature-set", default="classic", help="the set the worker computes")
-    parser.add_argument("--feature-set", default="classic", help="the set the worker computes")
     parser.add_argument("--tracing", action="store_true", help="measure tracing overhead")
     parser.add_argument("--rounds", type=int, default=3, help="--tracing: rounds per mode")
     default_ratio = Settings().trace_tick_ratio
