@@ -43,7 +43,8 @@ Choices, stated once:
   prediction, so ``explain_budget`` = b > 0 caps a batch's explanation time at about b times
   the champion's scoring time (b = 1 keeps ≥ 50 % of the throughput): the rows explained are
   each symbol's newest first (what the API serves), the others keep null fields; the cost per
-  row is learned from the previous batches (:func:`budgeted_rows`). 0 explains every row.
+  row is learned from the previous batches and unspent budget carries over to the next batch
+  (:func:`budgeted_rows`). 0 explains every row.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class Scorer:
         self.explain_top_k = max(0, int(explain_top_k))
         self.explain_budget = max(0.0, float(explain_budget))
         self._explain_cost_s: dict[str, float] = {}  # seconds per explained row, per model
+        self._explain_credit_s: dict[str, float] = {}  # unspent budget carried over, per model
         self._set = ModelSet()
         self._memory: dict[str, dict[str, Any]] = {}
         refusals = self.swap(model_set)
@@ -278,8 +280,12 @@ class Scorer:
         key = f"{model.name}:{model.version}"
         chosen: list[int] | None = None
         if self.explain_budget > 0:
+            # unspent budget carries over (capped at 1 s), so a batch too small to pay for one
+            # row still lets a later one explain
+            credit = self._explain_credit_s.get(key, 0.0) + self.explain_budget * scoring_s
+            self._explain_credit_s[key] = credit = min(credit, 1.0)
             cost = self._explain_cost_s.get(key)
-            n = 1 if cost is None else int(self.explain_budget * scoring_s / max(cost, 1e-9))
+            n = 1 if cost is None else int(credit / max(cost, 1e-9))
             if n < len(rows):
                 chosen = budgeted_rows([row["symbol"] for row in rows], n)
         try:
@@ -292,7 +298,10 @@ class Scorer:
         except Exception as exc:  # an explanation must never cost the prediction
             failures.append((f"{key}:explain", repr(exc)[:500]))
             return {}
-        per_row = (time.perf_counter() - began) / len(found)
+        elapsed = time.perf_counter() - began
+        if key in self._explain_credit_s:
+            self._explain_credit_s[key] -= elapsed
+        per_row = elapsed / len(found)
         previous = self._explain_cost_s.get(key)
         self._explain_cost_s[key] = per_row if previous is None else 0.7 * previous + 0.3 * per_row
         return dict(zip(range(len(rows)) if chosen is None else chosen, found, strict=True))
