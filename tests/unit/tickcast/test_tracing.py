@@ -235,3 +235,35 @@ def test_log_lines_carry_the_trace_and_the_correlation_id(exporter: InMemorySpan
     assert inside["trace_id"] == trace.format_trace_id(context.trace_id)
     assert inside["span_id"] == trace.format_span_id(context.span_id)
     assert inside["correlation_id"] == "tick-1"
+
+
+class _Message:
+    """The confluent-kafka Message methods the sink reads."""
+
+    def __init__(self, offset: int, headers: list[tuple[str, bytes]] | None) -> None:
+        self._offset, self._headers = offset, headers
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+    def topic(self) -> str:
+        return "predictions"
+
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def test_the_sink_keys_traced_messages_like_the_worker(exporter: InMemorySpanExporter) -> None:
+    from sinks.sink_process import traced_messages
+
+    active = tracing.active()
+    assert active is not None
+    with_id = [("correlation_id", b"c9"), *active.publish_headers("p")]
+    without_id = active.publish_headers("p")
+    messages = [_Message(1, None), _Message(2, with_id), _Message(3, without_id)]
+    found = traced_messages(messages)
+    assert set(found) == {"c9", "predictions:2@3"}
+    assert found["c9"] == tracing.kafka_context(with_id)
