@@ -23,6 +23,13 @@ def reset_namespace(settings: Settings, timeout_s: float = 30.0) -> dict[str, in
     prefix = settings.topic_prefix
     if not prefix or not settings.redis_key_prefix:
         raise ConfigError("refusing to reset a namespace without topic and key prefixes")
+    if settings.consumer_group == Settings.model_fields["consumer_group"].default:
+        # its groups and Faust topics are named <group>-*: with the production default that
+        # is every other namespace's too (tickcast-demo, tickcast-clickhouse-sink, ...)
+        raise ConfigError(
+            f"refusing to reset a namespace with the default consumer group "
+            f"{settings.consumer_group!r}: give it its own (TICKCAST_CONSUMER_GROUP)"
+        )
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     group = settings.consumer_group

@@ -358,3 +358,14 @@ def test_cli_refuses_bad_arguments(
 def test_doctests() -> None:
     for module in (replay, runner, cli):
         assert doctest.testmod(module).failed == 0
+
+
+def test_reset_refuses_the_default_consumer_group() -> None:
+    """Its groups and Faust topics are <group>-*: with the default that is production's and
+    every other namespace's (a reset once deleted tickcast-demo's groups this way)."""
+    from backtesting.namespace import reset_namespace
+    from tickcast.errors import ConfigError
+
+    scratch = Settings(topic_prefix="scratch.", redis_key_prefix="scratch:")
+    with pytest.raises(ConfigError, match="default consumer group 'tickcast'"):
+        reset_namespace(scratch)
