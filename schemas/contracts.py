@@ -7,8 +7,8 @@ it by a unit test (``tests/unit/schemas/test_contracts.py`` and the tests beside
 
 >>> fields("prediction")[:3]
 ('symbol', 'ts', 'horizon')
->>> contract("Prediction").optional
-frozenset({'correlation_id'})
+>>> sorted(contract("Prediction").optional)
+['correlation_id', 'explanation_contributions', 'explanation_features']
 >>> contract("tick").types["bid"], contract("tick").types["ts"]
 ('null|double', 'timestamp-millis')
 """
