@@ -12,9 +12,10 @@ features of synthetic random-walk bars, as ``bench_scoring.py`` does), then:
   the forest translated to an XGBoost booster (:mod:`training.forest_xgboost`, what the
   registry scores), rows/s at batch 1 and 1,000, with the largest difference on the data.
 
-LightGBM is scored through ``lleaves`` (compiled into a temporary directory, as the registry
-does); its explanation is LightGBM's own ``pred_contrib``. Prints one line per case and,
-last, one JSON object.
+XGBoost boosters (the forest's too) run one thread, as in the worker
+(``TICKCAST_SCORING_THREADS``). LightGBM is scored through ``lleaves`` (compiled into a
+temporary directory, as the registry does); its explanation is LightGBM's own
+``pred_contrib``. Prints one line per case and, last, one JSON object.
 
     .venv/bin/python benchmarks/bench_explain.py [--rows 200000] [--batch 1000] [--top-k 5]
 """
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents.predictions import limit_threads
 from agents.scoring import ModelSet, Scorer
 from devtools.synthetic.bars import random_walk_panel
 from indicators import FeatureSet, compute_frame
@@ -74,6 +76,7 @@ def _explain_cases(
     model: PackagedModel, kind: str, records: list[Any], args: argparse.Namespace
 ) -> dict[str, Any]:
     champion = ScoringModel.from_packaged(model, name=kind, version=1, role="champion")
+    limit_threads(ModelSet(champion), 1)  # as the worker scores (TICKCAST_SCORING_THREADS)
     fsv = model.feature_set_version
     scorers = {
         "on": Scorer(ModelSet(champion), fsv, args.top_k),
