@@ -145,6 +145,9 @@ class FeatureEngine:
             SymbolGuard(window=self.rules.outlier_window), self.feature_set.new_state()
         )
 
+    def close(self) -> None:
+        """Release what the engine holds open (nothing here; the side engine's consumers)."""
+
     def process(self, records: Sequence[RawRecord], load: StateLoader, now_ms: int) -> BatchOutput:
         """Run one micro-batch; states come from ``load`` once and stay in ``out.touched``."""
         out = BatchOutput()

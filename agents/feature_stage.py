@@ -453,6 +453,7 @@ class FeatureStage:
                     log.warning("outputs not delivered at close", error=str(exc)[:300])
         if self.redis is not None:
             await self.redis.close()
+        self.engine.close()
 
 
 def _no_mark(phase: str) -> None:

@@ -104,11 +104,16 @@ class SideInputs:
         self._catch_up(MACRO, self.macro, [0])
 
     def close(self) -> None:
-        """Close the consumers."""
+        """Close the consumers (worker shutdown); a later batch would open them again."""
+        closed = 0
         for consumer in (self.macro, self.news):
             if consumer is not None:
                 consumer.close()
+                closed += 1
         self.macro = self.news = None
+        self.owned = None
+        if closed:
+            log.info("side consumers closed", consumers=closed)
 
     def poll(self, owned: Iterable[int]) -> None:
         """Take the side records that arrived; rebuild the news tables if ``owned`` changed."""
@@ -172,3 +177,7 @@ class SideFeatureEngine(FeatureEngine):
             self.side_inputs.open()
         self.side_inputs.poll(self.owned())
         return super().process(records, load, now_ms)
+
+    def close(self) -> None:
+        """Close the side consumers (called by the stage at worker shutdown)."""
+        self.side_inputs.close()
