@@ -2,7 +2,10 @@
 
 One process reads *every* partition of ``features`` (manual assignment; PSI is across all
 symbols, so the windows must see all of them) with confluent-kafka, decodes each
-FeatureVector (values in ``FeatureSet.default().names`` order), and feeds micro-batches to
+FeatureVector (values in the order of the set the worker computes: ``TICKCAST_FEATURE_SET``,
+``classic`` by default, followed by the side columns with ``TICKCAST_SIDE_FEATURES``,
+:func:`sidestreams.feature_sets.configured`; vectors of another version are skipped), and
+feeds micro-batches to
 :class:`monitoring.drift.DriftMonitor`. The event-time watermark is the smallest of the
 partitions' largest event times, every assigned partition counting from the start (an empty
 one too, so a replay into empty topics does not close windows before its slower partitions
@@ -65,6 +68,7 @@ from monitoring.drift_reference import (
     Source,
     reference_model_name,
 )
+from sidestreams.feature_sets import configured, named
 from streams.codec import get_codec
 from streams.consumers import group_consumer
 from streams.producer import BatchProducer
@@ -93,7 +97,8 @@ class DriftAgent:
         """``references`` fixes the reference (named ``reference_model``; no registry);
         otherwise ``champions`` (default: the registry, see :func:`reference_model_name`)."""
         self.settings = settings
-        self.feature_set = feature_set or FeatureSet.default()
+        # the set the worker computes: TICKCAST_FEATURE_SET, + side with TICKCAST_SIDE_FEATURES
+        self.feature_set = feature_set or named(configured(settings), settings)
         self.names = self.feature_set.names
         self.metrics = metrics or get_metrics()
         self.topic = settings.topic("features")

@@ -45,6 +45,21 @@ def _export_hit_rate(hits: int, lookups: int) -> None:
         get_metrics().feature_cache_hit_rate.set(hits / lookups)
 
 
+def stream_names(settings: Settings) -> Callable[[str], tuple[str, ...] | None]:
+    """Column names by feature-set version: every named set (``+side`` ones under
+    ``settings``' ``TICKCAST_SIDE_*``), whichever the worker computes (memoised per version)."""
+    from sidestreams.feature_sets import names_for_version
+
+    memo: dict[str, tuple[str, ...] | None] = {}
+
+    def names_of(version: str) -> tuple[str, ...] | None:
+        if version not in memo and len(memo) < 64:
+            memo[version] = names_for_version(version, settings)
+        return memo.get(version)
+
+    return names_of
+
+
 class TtlCache:
     """Values kept ``ttl_s`` seconds (monotonic clock), at most ``max_entries`` of them.
 
@@ -195,9 +210,15 @@ def prediction_record(payload: bytes | str | None, *, read_at: int) -> Record | 
 
 
 def features_record(
-    payload: bytes | None, *, names: Sequence[str], version: str, read_at: int
+    payload: bytes | None,
+    *,
+    names: Sequence[str],
+    version: str,
+    read_at: int,
+    names_of: Callable[[str], Sequence[str] | None] | None = None,
 ) -> Record | None:
-    """The store record of a feature blob, named when its feature set is ``version``."""
+    """The store record of a feature blob, named when its feature set is ``version`` (else
+    the one ``names_of`` finds for the blob's version: the set the worker computes)."""
     if payload is None:
         return None
     try:
@@ -212,6 +233,10 @@ def features_record(
         "feature_set_version": blob.feature_set_version,
         "read_at": read_at,
     }
+    if blob.feature_set_version != version and names_of is not None:
+        found = names_of(blob.feature_set_version)
+        if found is not None:
+            names, version = found, blob.feature_set_version
     if blob.feature_set_version == version and len(names) == len(values):
         record["features"] = dict(zip(names, values, strict=True))
     else:
@@ -234,6 +259,7 @@ class RedisLatestStore:
         clock: Callable[[], float] = time.time,
         owned: bool = False,
         on_feature_lookups: Callable[[int, int], None] | None = None,
+        names_of: Callable[[str], Sequence[str] | None] | None = None,
     ) -> None:
         self._redis: Any = redis
         self._on_feature_lookups = on_feature_lookups
@@ -248,6 +274,8 @@ class RedisLatestStore:
             feature_names, feature_set_version = default.names, default.version
         self.feature_names = tuple(feature_names)
         self.feature_set_version = feature_set_version
+        self.names_of = names_of
+        """Column names of another feature-set version (the set the worker computes)."""
         self._clock = clock
         self._owned = owned
 
@@ -260,6 +288,7 @@ class RedisLatestStore:
             ttl_s=settings.api_cache_ttl_s,
             owned=True,
             on_feature_lookups=_export_hit_rate,
+            names_of=stream_names(settings),
         )
 
     def prediction_key(self, symbol: str, role: str = "champion") -> str:
@@ -304,6 +333,7 @@ class RedisLatestStore:
                     names=self.feature_names,
                     version=self.feature_set_version,
                     read_at=read_at,
+                    names_of=self.names_of,
                 )
                 self.cache.put(self.feature_key(symbol), record)
                 out[symbol] = record
@@ -327,6 +357,7 @@ class RedisLatestStore:
                 names=self.feature_names,
                 version=self.feature_set_version,
                 read_at=read_at,
+                names_of=self.names_of,
             ),
         )
 

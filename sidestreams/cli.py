@@ -57,3 +57,16 @@ def publish(
             console.print(f"[yellow]rejected[/] {reason}")
     sent = publish_side(settings(), records)
     console.print(f"published {sent['macro']} macro and {sent['news']} news record(s)")
+
+
+def featuresets() -> None:
+    """List the feature sets a model can be trained on and a worker can compute (each also
+    with the side columns of TICKCAST_SIDE_*: NAME+side)."""
+    from rich.table import Table
+
+    from sidestreams.feature_sets import describe
+
+    table = Table("name", "features", "version", "warm-up (bars)")
+    for row in describe(settings()):
+        table.add_row(str(row["name"]), str(row["count"]), str(row["version"]), str(row["warmup"]))
+    console.print(table)

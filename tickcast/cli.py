@@ -51,13 +51,13 @@ def _mount_subcommands() -> None:
     from agents.cli import worker
     from backtesting.cli import app as backtest_app
     from devtools import cli as dev
-    from indicators.cli import featuresets
     from monitoring.cli import drift, lag_app, metrics_summary
     from online_learning.cli import app as learner_app
     from recovery.cli import backup, restore
     from serving.cli import app as serve_app
     from serving.cli import token_command, users_app
     from sidestreams.cli import app as side_app
+    from sidestreams.cli import featuresets
     from sinks.cli import app as sink_app
     from sinks.cli import features
     from streams.cli import feed_app, topics_app
