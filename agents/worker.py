@@ -29,7 +29,8 @@ from agents.predictions import PredictionStage
 from agents.side_inputs import SideFeatureEngine, SideInputs
 from agents.stages import BatchStage
 from indicators.feature_set import FeatureSet
-from indicators.feature_sets import contained, feature_set, union_of
+from indicators.feature_sets import contained, feature_set
+from sidestreams.feature_sets import configured, named, split, union
 from sidestreams.features import SideFeatureSet, SideSpec, spec_from_settings
 from streams.validation import ValidationRules
 from tickcast.config import Settings
@@ -52,8 +53,8 @@ def choose_feature_set(settings: Settings) -> tuple[str, str]:
     """
     explicit = settings.feature_set.strip()
     if explicit:
-        feature_set(explicit)  # an unknown name raises, naming the known ones
-        return explicit, "TICKCAST_FEATURE_SET"
+        named(explicit, settings)  # an unknown name raises, naming the known ones
+        return configured(settings, explicit), "TICKCAST_FEATURE_SET"
     if not settings.scoring_enabled:
         return "classic", "scoring disabled"
     from training.registry import feature_sets_in_use  # mlflow: imported on use
@@ -66,7 +67,7 @@ def choose_feature_set(settings: Settings) -> tuple[str, str]:
         return "classic", "registry unavailable"
     if not names:
         return "classic", "no registered model"
-    return union_of(names), f"union of the registered models' sets {sorted(set(names))}"
+    return union(names), f"union of the registered models' sets {sorted(set(names))}"
 
 
 def compatible_versions(name: str, side: SideSpec | None = None) -> frozenset[str]:
@@ -83,10 +84,12 @@ def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureSt
     metrics = metrics or get_metrics()
     rules = ValidationRules.from_settings(settings)
     name, why = choose_feature_set(settings)
-    base: FeatureSet = feature_set(name)
+    name = configured(settings, name)  # NAME+side: with the side columns
+    base_name, with_side = split(name)
+    base: FeatureSet = feature_set(base_name)
     engine = FeatureEngine(base, rules)
     side, spec = None, None
-    if settings.side_features:  # macro, news and sector columns (agents.side_inputs)
+    if with_side:  # macro, news and sector columns (agents.side_inputs)
         spec = spec_from_settings(settings)
         inputs = SideInputs(settings, spec, metrics)
         engine = side = SideFeatureEngine(base, inputs, rules)
@@ -94,7 +97,7 @@ def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureSt
              columns=len(engine.feature_set.names))  # fmt: skip
     stages: list[BatchStage] = []
     if settings.scoring_enabled:
-        ok = compatible_versions(name, spec)
+        ok = compatible_versions(base_name, spec)
         stages.append(PredictionStage(settings, metrics, engine.feature_set, compatible=ok))
     stage = FeatureStage(settings, engine, metrics, stages)
     if side is not None:

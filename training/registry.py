@@ -246,12 +246,14 @@ def register(
             json.dumps({"feature_set_version": version_tag, "features": names}), "utf-8"
         )
         base_version = str(getattr(feature_set, "base_version", "") or version_tag)
+        base_name = name_of(base_version) or ""
+        with_side = getattr(feature_set, "side", None) is not None
         tags = {
             "model_kind": model.kind,
             "horizon": str(horizon),
             "feature_set_version": version_tag,
-            # the named set (indicators.feature_sets) of the indicator columns, side ones aside
-            "feature_set": name_of(base_version) or "",
+            # the named set: indicators.feature_sets, + side columns (sidestreams.feature_sets)
+            "feature_set": f"{base_name}+side" if base_name and with_side else base_name,
             "features": ",".join(names)[:5000],
         }
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{model.kind}-h{horizon}"):
