@@ -57,7 +57,8 @@ def _fast_path(model: Any) -> tuple[str, Any]:
     if constant is not None:
         return "constant", float(constant)
     if callable(getattr(model, "predict_matrix", None)):
-        return "onnx", model  # training.neural: one ONNX Runtime call on the matrix
+        # training.neural: one ONNX Runtime call; training.stacking: the bases, then the meta
+        return str(getattr(model, "matrix_path", "onnx")), model
     estimator: Any = getattr(model, "estimator", None)
     kind = type(estimator).__name__
     if kind == "XGBClassifier":
@@ -178,6 +179,8 @@ class PackagedModel:
             native = _compiled_lightgbm(native[1], Path(compiled_dir)) or native
         if native[0] == "generic" and _is_forest(self.model):
             native = _forest_booster(self.model, len(self.feature_names)) or native
+        if native[0] == "stack":  # training.stacking: each base chooses its own path
+            native[1].prepare(compiled_dir)
         self._native = native
         return native[0]
 
@@ -233,7 +236,7 @@ class PackagedModel:
             proba = compiled_trees.predict(native, matrix)
         elif path == "lightgbm":
             proba = native.predict(matrix)
-        elif path == "onnx":
+        elif path in ("onnx", "stack"):
             proba = native.predict_matrix(matrix)
         else:
             frame = pd.DataFrame(matrix, columns=list(self.feature_names))

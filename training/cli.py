@@ -14,6 +14,7 @@ become challengers. Bars after ``--train-until`` are held out for streaming.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -40,7 +41,8 @@ app = typer.Typer(
 )
 console = Console()
 #: Models ``--model`` can register (the random forest is a baseline unless registered).
-CANDIDATES = ("xgboost", "lightgbm", "random_forest", "mlp", "lstm", "arima")
+CANDIDATES = ("xgboost", "lightgbm", "random_forest", "mlp", "lstm", "arima", "stack")
+TREES = ("xgboost", "lightgbm", "random_forest")
 LOWER_IS_BETTER = {"log_loss", "brier", "max_drawdown", "volatility"}
 METRICS = {"accuracy", "auc", "log_loss", "brier", "sharpe", "sortino", "ic_mean",
            "rank_ic_mean", "annualized_return", "max_drawdown"}  # fmt: skip
@@ -76,6 +78,41 @@ class TrainOptions:
     """Add the side features (TICKCAST_SIDE_*; macro from statsmodels macrodata)."""
     side_news: Path | None = None
     """News headlines (JSON lines) for the side features' sentiment columns."""
+    tune: int = 0
+    """Optuna trials per training window (0: no tuning); tunable models become ``*_tuned``."""
+    stack_bases: tuple[str, ...] = ()
+    """Base models of ``stack`` (empty: training.stacking.DEFAULT_BASES)."""
+
+    def registered_models(self) -> tuple[str, ...]:
+        """The models to register: with ``tune``, each tunable one as ``<model>_tuned``."""
+        from training.tuning import SPACES, SUFFIX
+
+        if not self.tune:
+            return self.models
+        return tuple(m + SUFFIX if m in SPACES else m for m in self.models)
+
+    def evaluated_models(self) -> tuple[str, ...]:
+        """Registered models, then the untuned originals of tuned ones and the baselines."""
+        from training.models import BASELINES
+
+        extra = BASELINES if self.baselines else ()
+        return tuple(dict.fromkeys(self.registered_models() + self.models + extra))
+
+    def model_params(self) -> dict[str, dict[str, Any]]:
+        """Per evaluated model: ``--n-estimators`` (tree models), ``--tune``, ``--stack-bases``."""
+        params: dict[str, dict[str, Any]] = {}
+        for name in self.evaluated_models():
+            base = name.removesuffix("_tuned")
+            entry: dict[str, Any] = {}
+            if self.n_estimators and (base in TREES or base == "stack"):
+                entry["n_estimators"] = self.n_estimators
+            if name.endswith("_tuned"):
+                entry["n_trials"] = self.tune
+            if name == "stack" and self.stack_bases:
+                entry["bases"] = self.stack_bases
+            if entry:
+                params[name] = entry
+        return params
 
 
 @dataclass
@@ -162,7 +199,6 @@ def train_horizon(
     from training import registry
     from training.champion import PackagedModel, return_scale_of
     from training.dataset import build_dataset
-    from training.models import BASELINES
     from training.point_in_time import keyed
     from training.reference import reference_from_frame
     from training.report import write_report, write_shap_report
@@ -173,14 +209,13 @@ def train_horizon(
     train_size = options.train_size
     if options.window == "rolling" and not train_size:
         train_size = max(20, 2 * n_ts // (options.splits + 1))
-    params = {m: {"n_estimators": options.n_estimators} for m in options.models}
     config = WalkForwardConfig(
         horizon=horizon,
         n_splits=options.splits,
         window=options.window,
         train_size=train_size,
-        models=tuple(dict.fromkeys(options.models + (BASELINES if options.baselines else ()))),
-        model_params=params if options.n_estimators else {},
+        models=options.evaluated_models(),
+        model_params=options.model_params(),
         cost_bps=options.cost_bps,
         seed=options.seed,
         drop_incomplete=False,  # warm-up rows are scored live, so they are trained on too
@@ -201,7 +236,7 @@ def train_horizon(
     scale = return_scale_of(dataset.frame["fwd_return"].to_numpy())
     window = (int(dataset.frame["ts_ms"].min()), int(dataset.frame["ts_ms"].max()))
     has_champion = registry.champion(settings, name) is not None
-    order = _ranked(table, options.models, options.metric)
+    order = _ranked(table, options.registered_models(), options.metric)
     outcome = HorizonOutcome(horizon, name, paths.json, paths.html, table, seconds=timings)
     for rank, kind in enumerate(order):
         step(f"h={horizon}: final fit of {kind} on {len(dataset.frame):,} rows")
@@ -213,6 +248,7 @@ def train_horizon(
         recent = dataset.frame[list(fs.names)].to_numpy(dtype=float)
         shap = write_shap_report({kind: packaged}, recent, list(fs.names), out_dir,
                                  f"shap_{kind}_h{horizon}")  # fmt: skip
+        details = write_fit_details(model, out_dir, f"fit_{kind}_h{horizon}")
         step(f"h={horizon}: register {kind} in MLflow")
         t0 = time.perf_counter()
         role: registry.Role = "auto" if not has_champion and rank == 0 else "challenger"
@@ -224,7 +260,7 @@ def train_horizon(
                 horizon=horizon,
                 params={"walk_forward": config.to_dict(), "model": getattr(model, "params", {})},
                 metrics=result.aggregate.get(kind, {}),
-                report_paths=[paths.json, paths.html, *([shap] if shap else [])],
+                report_paths=[paths.json, paths.html, *(p for p in (shap, details) if p)],
                 reference=reference,
                 train_window=window,
                 settings=settings,
@@ -234,6 +270,18 @@ def train_horizon(
         )
         timings[f"register_{kind}_s"] = time.perf_counter() - t0
     return outcome
+
+
+def write_fit_details(model: Any, out_dir: Path, stem: str) -> Path | None:
+    """``<stem>.json``: a tuned model's Optuna study (every trial) or a stack's fit summary
+    (OOF rows, meta weights); ``None`` for other models. Logged with the MLflow run."""
+    summary = getattr(model, "study_summary", None) or getattr(model, "fit_summary", None)
+    if not callable(summary):
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{stem}.json"
+    path.write_text(json.dumps(summary(), indent=2, default=str), encoding="utf-8")
+    return path
 
 
 def run_training(
@@ -371,6 +419,17 @@ def train_command(
     side_news: Annotated[
         Path | None, typer.Option(help="News headlines (JSON lines) for --side.")
     ] = None,
+    tune: Annotated[
+        int,
+        typer.Option(
+            help="Optuna trials per walk-forward training window (0: off); registers the "
+            "tunable models (xgboost, lightgbm, random_forest) as <model>_tuned."
+        ),
+    ] = 0,
+    stack_bases: Annotated[
+        str | None,
+        typer.Option(help="Base models of --model stack, comma-separated (stateless ones)."),
+    ] = None,
 ) -> None:
     """Walk-forward evaluate, fit and register direction models (XGBoost, LightGBM)."""
     from tickcast.config import load_settings
@@ -386,6 +445,9 @@ def train_command(
     unknown = [m for m in model if m not in CANDIDATES]
     if unknown:
         raise typer.BadParameter(f"--model takes {', '.join(CANDIDATES)}, not {unknown}")
+    if tune < 0:
+        raise typer.BadParameter("--tune takes a number of trials >= 0")
+    bases = tuple(b.strip() for b in (stack_bases or "").split(",") if b.strip())
     options = TrainOptions(
         dataset=dataset, symbols=symbols, train_until=train_until, horizons=tuple(horizon),
         window=window,  # type: ignore[arg-type]
@@ -393,7 +455,7 @@ def train_command(
         models=tuple(dict.fromkeys(model)), baselines=baselines, metric=metric, name=name,
         n_estimators=n_estimators, seed=seed, cache_dir=cache_dir, side=side,
         feature_set=feature_set,
-        side_news=side_news,
+        side_news=side_news, tune=tune, stack_bases=bases,
     )  # fmt: skip
     settings = load_settings()
     steps = 1 + len(options.horizons) * (1 + 2 * len(options.models))

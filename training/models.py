@@ -238,6 +238,8 @@ NAIVE = ("always_up", "prev_return_sign", "zero_return")
 ALL_MODELS = CHAMPIONS + BASELINES
 TORCH_AND_TIME_SERIES = ("mlp", "lstm", "arima")
 """Registrable too: training/neural.py (PyTorch -> ONNX) and training/arima.py."""
+ENSEMBLES = ("stack",)
+"""Registrable: training/stacking.py. ``<model>_tuned`` (training/tuning.py) is too."""
 
 
 def _factory(module: str, function: str) -> Callable[..., Model]:
@@ -262,6 +264,9 @@ def make_model(name: str, seed: int = 0, params: dict[str, Any] | None = None) -
         "lstm": lambda: _factory("training.neural", "lstm_model")(seed, **extra),
         "arima": lambda: _factory("training.arima", "arima_model")(seed, **extra),
     }
+    if name.endswith("_tuned"):  # training.tuning: Optuna inside the training window
+        return _factory("training.tuning", "tuned_model")(name[: -len("_tuned")], seed, **extra)
+    factories["stack"] = lambda: _factory("training.stacking", "stack_model")(seed, **extra)
     if name not in factories:
         raise TrainingError("unknown_model", f"unknown model {name!r}; known: {sorted(factories)}")
     return factories[name]()

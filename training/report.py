@@ -109,8 +109,24 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><b
 <h2>Accuracy per fold</h2><img alt="accuracy per fold" src="data:image/png;base64,{acc}">
 <h2>Folds</h2>
 {folds.to_html(index=False)}
+{details_html(result)}
 </body></html>
 """
+
+
+def details_html(result: WalkForwardResult) -> str:
+    """Per fold, what each tuned model's study chose and each stack's meta-learner weighed."""
+    parts = []
+    for name, rows in result.model_details.items():
+        flat = [
+            {k: json.dumps(v, default=str) if isinstance(v, dict | list) else v
+             for k, v in row.items()}
+            for row in rows
+        ]  # fmt: skip
+        parts.append(f"<h3>{html.escape(name)}</h3>{pd.DataFrame(flat).to_html(index=False)}")
+    if not parts:
+        return ""
+    return "<h2>Tuning (Optuna, inside each training window) and stacking</h2>" + "".join(parts)
 
 
 def write_report(

@@ -26,12 +26,26 @@ from training.dataset import (
     feature_names_of,
 )
 from training.labels import validate_bars
-from training.models import ALL_MODELS, CHAMPIONS, NAIVE, TORCH_AND_TIME_SERIES, Model, make_model
+from training.models import (
+    ALL_MODELS,
+    CHAMPIONS,
+    ENSEMBLES,
+    NAIVE,
+    TORCH_AND_TIME_SERIES,
+    Model,
+    make_model,
+)
 from training.point_in_time import PointInTimeReport, check_point_in_time, keyed
 from training.splits import FoldInfo, WalkForwardSplitter
 
-CANDIDATES = CHAMPIONS + TORCH_AND_TIME_SERIES
-"""Models that can be registered (the rest are baselines in the report)."""
+CANDIDATES = CHAMPIONS + TORCH_AND_TIME_SERIES + ENSEMBLES
+"""Models that can be registered (the rest are baselines in the report; a ``*_tuned`` model
+is a candidate too)."""
+
+
+def is_candidate(name: str) -> bool:
+    """Whether ``name`` is registrable rather than a baseline of the report."""
+    return name in CANDIDATES or name.endswith("_tuned")
 
 
 @dataclass(frozen=True)
@@ -91,12 +105,14 @@ class WalkForwardResult:
     predictions: pd.DataFrame
     strategy_returns: dict[str, pd.Series]
     point_in_time: PointInTimeReport | None = None
+    model_details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per model, per fold: what a tuned model's study or a stack's fit did (``fit_summary``)."""
 
     def table(self) -> pd.DataFrame:
         """One row per model: pooled out-of-sample metrics and the edge over naive baselines."""
         table = pd.DataFrame.from_dict(self.aggregate, orient="index")
         table.index.name = "model"
-        table["is_baseline"] = [m not in CANDIDATES for m in table.index]
+        table["is_baseline"] = [not is_candidate(m) for m in table.index]
         naive = [m for m in table.index if m in NAIVE]
         for metric in ("accuracy", "sharpe", "auc"):
             best = table.loc[naive, metric].max() if naive else float("nan")
@@ -131,6 +147,7 @@ class WalkForwardResult:
                     for m, s in self.strategy_returns.items()
                 },
                 "point_in_time": self.point_in_time.to_dict() if self.point_in_time else None,
+                "model_details": self.model_details,
             }
         )
 
@@ -201,10 +218,14 @@ def evaluate(dataset: Dataset, config: WalkForwardConfig | None = None) -> WalkF
     all_preds: list[pd.DataFrame] = []
     aggregate: dict[str, dict[str, float]] = {}
     strategy: dict[str, pd.Series] = {}
+    details: dict[str, list[dict[str, Any]]] = {}
     for name in config.models:
         parts = []
         for fold in folds:
             model = fit_model(dataset, name, config, fold.train_idx)
+            fit_summary = getattr(model, "fit_summary", None)
+            if callable(fit_summary):  # training.tuning / training.stacking
+                details.setdefault(name, []).append({"fold": fold.info.fold, **fit_summary()})
             test = frame.iloc[fold.test_idx]
             p_up = model.predict_proba(test[_columns_for(model, dataset)])
             pred = test[keep].assign(p_up=p_up, model=name, fold=fold.info.fold)
@@ -231,6 +252,7 @@ def evaluate(dataset: Dataset, config: WalkForwardConfig | None = None) -> WalkF
         aggregate=aggregate,
         predictions=pd.concat(all_preds, ignore_index=True) if all_preds else pd.DataFrame(),
         strategy_returns=strategy,
+        model_details=details,
     )
 
 
