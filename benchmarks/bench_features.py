@@ -19,6 +19,11 @@ OTLP/HTTP to a local stand-in collector and ``--tick-ratio`` of the ticks traced
 2. end to end: saturation rounds of a worker process alternating off / on; rates and the
    worker's CPU per tick (noisy on a shared machine: runs minutes apart).
 
+``--peers``: the same work in Quix Streams (state in a dict, and in its ``State`` store) and
+Bytewax beside tickcast's worker, alternating rounds on one pre-filled topic, each peer in
+a virtualenv of its own created on first use (benchmarks/peers/; rates and within-round
+ratios, see benchmarks/peers/compare.py).
+
 Prints a JSON object on its last line.
 """
 
@@ -314,6 +319,21 @@ def tracing_overhead(base: Settings, args: argparse.Namespace, logs: Path) -> di
     return result
 
 
+def peers(base: Settings, args: argparse.Namespace, logs: Path) -> dict[str, object]:
+    """tickcast, Quix Streams and Bytewax on the same ticks (benchmarks/peers/compare.py)."""
+    from peers.compare import compare
+
+    frame = synthetic_frame(args.ticks, args.symbols)
+    codec = get_codec("Tick")
+    records = [(r["symbol"].encode(), codec.encode(r)) for r in tick_records(frame, "bench")]
+    ts_by_symbol = {
+        str(symbol): np.sort(group["ts_ms"].to_numpy())
+        for symbol, group in frame.groupby("symbol", sort=False)
+    }
+    settings = namespaced(base, "peer")
+    return compare(settings, records, ts_by_symbol, args.rounds, logs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ticks", type=int, default=200_000)
@@ -323,7 +343,8 @@ def main() -> None:
     parser.add_argument("--runners", default="direct,faust", help="comma-separated")
     parser.add_argument("--feature-set", default="classic", help="the set the worker computes")
     parser.add_argument("--tracing", action="store_true", help="measure tracing overhead")
-    parser.add_argument("--rounds", type=int, default=3, help="--tracing: rounds per mode")
+    parser.add_argument("--peers", action="store_true", help="beside Quix Streams, Bytewax")
+    parser.add_argument("--rounds", type=int, default=3, help="--tracing, --peers: rounds")
     default_ratio = Settings().trace_tick_ratio
     parser.add_argument("--tick-ratio", type=float, default=default_ratio, help="traced share")
     parser.add_argument("--stage-batches", type=int, default=10, help="--tracing: per block")
@@ -334,6 +355,10 @@ def main() -> None:
     result: dict[str, object] = {"worker_logs": str(logs), "feature_set": args.feature_set}
     if args.tracing:
         result.update(tracing_overhead(base, args, logs))
+        print(json.dumps(result))
+        return
+    if args.peers:
+        result.update(symbols=args.symbols, **peers(base, args, logs))
         print(json.dumps(result))
         return
     for runner in args.runners.split(","):

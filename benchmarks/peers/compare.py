@@ -1,0 +1,254 @@
+"""tickcast's worker beside Quix Streams and Bytewax on identical work, alternating rounds.
+
+One throw-away namespace holds one pre-filled ticks topic that every contender reads from
+the start: tickcast's direct runner (fault tolerance on: state snapshots in its compacted
+topic, offsets committed only behind them, a feature record produced per tick; scoring
+off, as the peers do not score), Quix Streams with symbol states in a plain dict
+(``quix-dict``), Quix with its ``State`` store (``quix-store``, RocksDB + changelog topic)
+and Bytewax without recovery. The peers run tickcast's own decode, validation, indicators
+and Redis blob (benchmarks/peers/transform.py) in their own virtualenvs (venvs.py).
+
+Every contender is measured the same way, from outside: each symbol's Redis feature blob
+carries the event time of the last tick applied, which the pre-filled ticks turn into a
+count of ticks done; sampled every 0.1 s, the rate is (done at the end - done at the first
+sample with any) / elapsed, so start-up is excluded for all. Each round runs every
+contender once, in an order rotated per round; ratios are taken within a round.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+from confluent_kafka.admin import AdminClient
+
+from backtesting.namespace import reset_namespace
+from sinks import redis_keys
+from streams.topics import apply_topics
+from tickcast.config import Settings
+from tickcast.processes import ServiceProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTENDERS = ("tickcast", "quix-dict", "quix-store", "bytewax")
+
+#: Each key's event time (bytes 4-11 of the blob, sinks.feature_blob), in one command.
+_EVENT_TIMES = """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('GETRANGE', KEYS[i], 4, 11) end
+return out
+"""
+
+
+class Progress:
+    """Ticks done so far, read from the contender's Redis feature blobs."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ts_by_symbol: dict[str, np.ndarray]):
+        self.symbols = list(ts_by_symbol)
+        self.ts = [ts_by_symbol[s] for s in self.symbols]
+        self.keys = [redis_keys.feature_key(prefix, s) for s in self.symbols]
+        self.script = client.register_script(_EVENT_TIMES)
+        self.total = sum(len(ts) for ts in self.ts)
+
+    def done(self) -> int:
+        raw = self.script(keys=self.keys)
+        return sum(
+            int(np.searchsorted(ts, int.from_bytes(b, "little", signed=True), side="right"))
+            for ts, b in zip(self.ts, raw, strict=True)
+            if len(b) == 8
+        )
+
+
+def measure(
+    progress: Progress,
+    alive: Callable[[], bool],
+    stall_s: float = 3.0,
+    timeout_s: float = 900.0,
+    every_s: float = 0.1,
+) -> dict[str, float]:
+    """Sample until the count stops moving (``stall_s``) or the process ended; the rate from
+    the first sample with progress to the first sample at the final count."""
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now, done = time.monotonic(), progress.done()
+        samples.append((now, done))
+        moved = [t for t, d in samples if d == done]
+        if done and (now - moved[0] > stall_s or not alive()):
+            break
+        if not done and not alive():
+            raise RuntimeError("the contender ended before writing anything (see its log)")
+        time.sleep(every_s)
+    final = samples[-1][1]
+    start = next(s for s in samples if s[1] > 0)
+    end = next(s for s in samples if s[1] == final)
+    return {
+        "ticks_done": final,
+        "ticks_per_s": round((end[1] - start[1]) / max(end[0] - start[0], 1e-9)),
+        "measured_s": round(end[0] - start[0], 2),
+    }
+
+
+def fill(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    """Publish the encoded ticks once (every contender reads this topic from the start)."""
+    from streams.producer import BatchProducer
+
+    producer = BatchProducer(settings)
+    topic = settings.topic("ticks")
+    for key, value in records:
+        producer.produce(topic, key, value)
+    producer.flush()
+
+
+def fresh_outputs(settings: Settings) -> None:
+    """Delete the namespace's topics but the ticks (tickcast's state and outputs from an
+    earlier round must not be restored), then create them again."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    ticks = settings.topic("ticks")
+    names = admin.list_topics(timeout=10).topics
+    doomed = [t for t in names if t.startswith(settings.topic_prefix) and t != ticks]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=30).values():
+            future.result()
+        deadline = time.monotonic() + 60
+        while set(doomed) & set(admin.list_topics(timeout=10).topics):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topics not deleted: {doomed}")
+            time.sleep(0.5)
+    apply_topics(settings)
+
+
+def run_one(
+    name: str,
+    settings: Settings,
+    tag: str,
+    pythons: dict[str, Path],
+    progress_of: Callable[[str], Progress],
+    logs: Path,
+) -> dict[str, Any]:
+    """One contender over the whole topic, in its own group and Redis key prefix."""
+    prefix = f"{settings.redis_key_prefix}{tag}:"
+    group = f"{settings.consumer_group}-{tag}"
+    log = logs / f"{tag}.log"
+    progress = progress_of(prefix)
+    if name == "tickcast":
+        fresh_outputs(settings)
+        own = settings.model_copy(update={"consumer_group": group, "redis_key_prefix": prefix})
+        worker = ServiceProcess(own, ["worker", "--metrics-port", "0"], log).start()
+        try:
+            return measure(progress, worker.running)
+        finally:
+            worker.stop()
+    common = [
+        "--bootstrap", settings.kafka_bootstrap,
+        "--topic", settings.topic("ticks"),
+        "--redis-url", settings.redis_url,
+        "--prefix", prefix,
+        "--feature-set", settings.feature_set or "classic",
+        "--ttl-s", str(settings.feature_ttl_s),
+    ]  # fmt: skip
+    if name.startswith("quix"):
+        state_dir = logs / f"{tag}-state"
+        args = [
+            str(pythons["quix"]), "-m", "benchmarks.peers.quix_app", *common,
+            "--group", group, "--ticks", str(progress.total),
+            "--state", name.removeprefix("quix-"), "--state-dir", str(state_dir),
+            "--commit-interval", str(settings.checkpoint_interval_s),
+        ]  # fmt: skip
+    else:
+        args = [str(pythons["bytewax"]), "-m", "benchmarks.peers.bytewax_app", *common]
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            result = measure(progress, lambda: proc.poll() is None)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if name.startswith("quix"):
+        shutil.rmtree(logs / f"{tag}-state", ignore_errors=True)
+    lines = log.read_text().strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        result["self_reported"] = json.loads(lines[-1])
+    return result
+
+
+def compare(
+    settings: Settings,
+    records: list[tuple[bytes, bytes]],
+    ts_by_symbol: dict[str, np.ndarray],
+    rounds: int,
+    logs: Path,
+    contenders: tuple[str, ...] = CONTENDERS,
+) -> dict[str, Any]:
+    """``rounds`` rounds of every contender; per-round rates and within-round ratios."""
+    from peers.venvs import ensure_venv
+
+    pythons = {peer: ensure_venv(peer) for peer in ("quix", "bytewax")}
+    settings = settings.model_copy(update={"scoring_enabled": False})
+    apply_topics(settings)
+    fill(settings, records)
+    client = redis.Redis.from_url(settings.redis_url)
+
+    def progress_of(prefix: str) -> Progress:
+        return Progress(client, prefix, ts_by_symbol)
+
+    rates: dict[str, list[float]] = {c: [] for c in contenders}
+    per_round: list[dict[str, Any]] = []
+    try:
+        for r in range(rounds):
+            order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+            row: dict[str, Any] = {"round": r, "order": list(order)}
+            for name in order:
+                result = run_one(name, settings, f"{name}{r}", pythons, progress_of, logs)
+                row[name] = result
+                rates[name].append(result["ticks_per_s"])
+                print(json.dumps({"round": r, "contender": name, **result}), flush=True)
+            row["ratios"] = ratios({c: row[c]["ticks_per_s"] for c in contenders})
+            per_round.append(row)
+            print(json.dumps({"round": r, "ratios": row["ratios"]}), flush=True)
+    finally:
+        client.close()
+        cleanup(settings)
+    medians = {c: round(float(np.median(v))) for c, v in rates.items()}
+    within = [row["ratios"] for row in per_round]
+    return {
+        "ticks": len(records),
+        "rounds": rounds,
+        "ticks_per_s": rates,
+        "median_ticks_per_s": medians,
+        "ratios_per_round": within,
+        "median_ratios": {k: round(float(np.median([w[k] for w in within])), 3) for k in within[0]},
+    }
+
+
+def ratios(rate: dict[str, float]) -> dict[str, float]:
+    """tickcast over each peer, and over the faster of Quix (dict) and Bytewax.
+
+    >>> got = ratios({"tickcast": 30, "quix-dict": 20, "quix-store": 5, "bytewax": 15})
+    >>> got["tickcast/quix-store"], got["tickcast/bytewax"], got["tickcast/fastest_peer"]
+    (6.0, 2.0, 1.5)
+    """
+    out = {f"tickcast/{c}": round(rate["tickcast"] / rate[c], 3) for c in rate if c != "tickcast"}
+    fastest = max(rate.get("quix-dict", 0), rate.get("bytewax", 0))
+    if fastest:
+        out["tickcast/fastest_peer"] = round(rate["tickcast"] / fastest, 3)
+    return out
+
+
+def cleanup(settings: Settings) -> None:
+    """The namespace, and the Quix changelog topics named after its groups."""
+    reset_namespace(settings)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    tag = settings.consumer_group
+    left = [t for t in admin.list_topics(timeout=10).topics if tag in t]
+    if left:
+        for future in admin.delete_topics(left, operation_timeout=30).values():
+            future.result()
