@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -131,3 +132,70 @@ def test_train_registers_the_torch_and_time_series_models_and_they_score(
         p["prob_up"] for p in batch.predictions if p["model_version"] == str(kinds["arima"].version)
     ]
     assert len(set(arima)) > 1  # the forecast moves with each observed return
+
+
+def test_train_registers_a_stack_and_a_tuned_model_and_they_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--models stack,xgboost --tune 3`` on 6 real symbols: the stack (out-of-fold meta
+    learner) and ``xgboost_tuned`` (Optuna inside each training window) beside the untuned
+    XGBoost and the baselines, both registered with their study / meta weights as run
+    artifacts, loaded back as the worker loads them and scored in one micro-batch."""
+    cache = obtain("sp500-daily").parent.parent
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TICKCAST_MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("TICKCAST_MLFLOW_ARTIFACT_ROOT", raising=False)
+    args = ["--symbols", "6", "--splits", "2", "--models", "stack,xgboost", "--tune", "3",
+            "--n-estimators", "40", "--cache-dir", str(cache)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    settings = Settings(data_dir=tmp_path)
+    report = json.loads(next((tmp_path / "reports").glob("*/walk_forward_h1.json")).read_text())
+    assert {"stack", "xgboost_tuned", "xgboost", "logistic", "zero_return"} <= set(
+        report["aggregate"]
+    )
+    folds = {f["fold"]: f for f in report["folds"]}
+    for row in report["model_details"]["xgboost_tuned"]:
+        assert row["validation_end_ts"] < folds[row["fold"]]["test_start_ts"]
+        assert row["best_params"]["n_estimators"] == 40
+    for row in report["model_details"]["stack"]:
+        assert row["oof_end_ts"] < folds[row["fold"]]["test_start_ts"]
+    for kind in ("stack", "xgboost_tuned"):
+        assert 0.4 < report["aggregate"][kind]["auc"] < 0.7
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.mlflow_uri)
+    model_set = load_model_set(settings, NAME)
+    models = [m for m in (model_set.champion, *model_set.challengers) if m is not None]
+    kinds = {m.predictor.kind: m for m in models}  # type: ignore[attr-defined]
+    assert set(kinds) == {"stack", "xgboost_tuned"}
+    assert kinds["stack"].predictor.scoring_path == "stack"  # type: ignore[attr-defined]
+    assert kinds["xgboost_tuned"].predictor.scoring_path == "xgboost"  # type: ignore[attr-defined]
+    champ = registry.champion(settings, NAME)
+    versions = [*([champ] if champ else []), *registry.challengers(settings, NAME)]
+    run_id = next(v.run_id for v in versions if v.tags["model_kind"] == "xgboost_tuned")
+    study_dir = client.download_artifacts(run_id, "report", str(tmp_path / "artifacts"))
+    study = json.loads((Path(study_dir) / "fit_xgboost_tuned_h1.json").read_text())
+    assert len(study["trials"]) == 3
+    assert study["sampler"] == "TPESampler(seed=0)"
+
+    fs = FeatureSet.default()
+    scorer = Scorer(model_set, fs.version)
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(8, len(fs.names))) * 0.01
+    rows = [
+        {"symbol": "AAA", "ts": i, "feature_set_version": fs.version,
+         "values": values[i].tolist(), "correlation_id": None}
+        for i in range(8)
+    ]  # fmt: skip
+    batch = scorer.score_batch(rows, 0, {"AAA": {}})
+    assert not batch.failures
+    assert len(batch.predictions) == 16
+    stack = kinds["stack"]
+    scored = [p["prob_up"] for p in batch.predictions if p["model_version"] == str(stack.version)]
+    offline = stack.predictor.model.predict_proba(  # type: ignore[attr-defined]
+        pd.DataFrame(values, columns=list(fs.names))
+    )
+    np.testing.assert_allclose(scored, offline, atol=1e-5)
