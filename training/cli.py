@@ -33,7 +33,7 @@ from rich.table import Table
 from indicators.feature_sets import SPECS as FEATURE_SETS
 from indicators.feature_sets import feature_set as named_set
 from tickcast.config import Settings
-from tickcast.errors import TickcastError
+from tickcast.errors import ConfigError, TickcastError
 
 app = typer.Typer(
     add_completion=False,
@@ -78,6 +78,8 @@ class TrainOptions:
     """Add the side features (TICKCAST_SIDE_*; macro from statsmodels macrodata)."""
     side_news: Path | None = None
     """News headlines (JSON lines) for the side features' sentiment columns."""
+    side_macro: tuple[str, ...] = ()
+    """``SERIES=FILE`` FRED files (JSON or CSV) for macro series; macrodata for the others."""
     tune: int = 0
     """Optuna trials per training window (0: no tuning); tunable models become ``*_tuned``."""
     stack_bases: tuple[str, ...] = ()
@@ -336,12 +338,17 @@ def side_training(
     """The side feature set and its computer; refuses side data that is not point-in-time."""
     from sidestreams.features import SideFeatureSet, spec_from_settings
     from sidestreams.frame import side_computer, side_frame
-    from sidestreams.sources import MacroData, NewsFile
+    from sidestreams.macro_inputs import training_macro
+    from sidestreams.sources import NewsFile
     from training.point_in_time import check_side_point_in_time
 
     spec = spec_from_settings(settings)
-    step("side data: macrodata" + (f" and {options.side_news.name}" if options.side_news else ""))
-    macro = MacroData(series=spec.macro_series).load()
+    files = ", ".join(options.side_macro) or "macrodata"
+    step(f"side data: {files}" + (f" and {options.side_news.name}" if options.side_news else ""))
+    try:
+        macro = training_macro(spec.macro_series, options.side_macro)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     news = NewsFile(options.side_news).load() if options.side_news else None
     news_records = news.records if news else []
     rejected = macro.rejected + (news.rejected if news else [])
@@ -353,7 +360,8 @@ def side_training(
 
     cutoffs = check_side_point_in_time(recompute, records, spec.names)
     facts.update(
-        side_features=list(spec.names), side_records=len(records),
+        feature_set=f"{options.feature_set}+side", side_features=list(spec.names),
+        side_records=len(records),
         side_rejected=len(rejected), side_cutoffs_checked=len(cutoffs),
     )  # fmt: skip
     fs = SideFeatureSet(named_set(options.feature_set), spec)
@@ -419,6 +427,13 @@ def train_command(
     side_news: Annotated[
         Path | None, typer.Option(help="News headlines (JSON lines) for --side.")
     ] = None,
+    side_macro: Annotated[
+        list[str],
+        typer.Option(
+            help="SERIES=FILE: a FRED API JSON or CSV file for a macro series of "
+            "--side (repeatable; other series from statsmodels macrodata)."
+        ),
+    ] = [],  # noqa: B006
     tune: Annotated[
         int,
         typer.Option(
@@ -440,6 +455,8 @@ def train_command(
         raise typer.BadParameter(f"--metric takes one of {sorted(METRICS)}")
     if models:
         model = [m.strip() for m in models.split(",") if m.strip()]
+    if feature_set.endswith("+side"):  # the named side set (sidestreams.feature_sets)
+        feature_set, side = feature_set.removesuffix("+side"), True
     if feature_set not in FEATURE_SETS:
         raise typer.BadParameter(f"--feature-set takes {', '.join(FEATURE_SETS)}")
     unknown = [m for m in model if m not in CANDIDATES]
@@ -455,7 +472,7 @@ def train_command(
         models=tuple(dict.fromkeys(model)), baselines=baselines, metric=metric, name=name,
         n_estimators=n_estimators, seed=seed, cache_dir=cache_dir, side=side,
         feature_set=feature_set,
-        side_news=side_news, tune=tune, stack_bases=bases,
+        side_news=side_news, side_macro=tuple(side_macro), tune=tune, stack_bases=bases,
     )  # fmt: skip
     settings = load_settings()
     steps = 1 + len(options.horizons) * (1 + 2 * len(options.models))
