@@ -372,7 +372,7 @@ def main() -> None:
             for i in range(args.latency_runs)
         ]
         lat: dict[str, object] = {**runs[0]}
-        if len(runs) > 1:  # the median run's figures, and every run's
+        if len(runs) > 1:  # p50 and p99 as medians over the runs, and every run's
             for key in ("latency_ms_p50", "latency_ms_p99"):
                 lat[key] = round(float(np.median([r[key] for r in runs])), 2)
                 lat[f"{key}_runs"] = [r[key] for r in runs]
