@@ -15,7 +15,8 @@ numbers, so its state is bounded whatever the length of the series. Windows foll
 Running sums are refreshed from the ring buffer every ``w`` pushes (amortised O(1)), so
 rounding drift never accumulates beyond one window's worth of updates; a sum of squared
 deviations that loses three digits to cancellation in one push (a large deviation leaving a
-nearly flat window) is refreshed at once.
+nearly flat window) is refreshed at once. A refresh sums the window oldest first, left to
+right (:func:`seqsum`), so :mod:`indicators.alpha158.vector` repeats it bit for bit.
 
 Costs per push: :class:`Moments`, :class:`RollingSum`, :class:`PairMoments`,
 :class:`Regression` O(1); :class:`Extremum` O(1) amortised (monotonic deque);
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 
 from sortedcontainers import SortedList
 
@@ -33,6 +35,26 @@ NAN = math.nan
 #: A sum of squares that falls below this fraction of its value in one push has lost
 #: digits to cancellation: it is then recomputed from the window (O(w), rare).
 _CANCEL = 1e-3
+
+
+def _sq(d: float) -> float:
+    """``d * d``, correctly rounded (``d ** 2`` calls libm ``pow``, which is not always), so
+    numpy's element-wise product gives the same bits (:mod:`indicators.alpha158.vector`)."""
+    return d * d
+
+
+def seqsum(values: Iterable[float]) -> float:
+    """Left-to-right float sum, as ``np.add.accumulate`` along a row does (a refresh sums at
+    most 60 terms: <= 60 ulp of their absolute sum, and the vectorised engine reproduces
+    it bit for bit, which :func:`math.fsum` would not allow at numpy speed).
+
+    >>> seqsum([0.1, 0.2, 0.3]), seqsum([])
+    (0.6000000000000001, 0.0)
+    """
+    acc = 0.0
+    for v in values:
+        acc += v
+    return acc
 
 
 class _Ring:
@@ -64,10 +86,14 @@ class _Ring:
             return True
         return False
 
+    def _ordered(self, buf: list[float]) -> list[float]:
+        """``buf`` (this ring's or a parallel one), oldest first."""
+        pos = self.pos
+        return buf[pos:] + buf[:pos]
+
     def valid(self) -> list[float]:
         """The valid inputs of the window, oldest first."""
-        buf, pos = self.buf, self.pos
-        return [v for v in buf[pos:] + buf[:pos] if v == v]
+        return [v for v in self._ordered(self.buf) if v == v]
 
 
 class Moments(_Ring):
@@ -117,8 +143,8 @@ class Moments(_Ring):
         if self._due() or self.m2 < before * _CANCEL:
             vals = self.valid()
             self.n = len(vals)
-            self.mean = math.fsum(vals) / self.n if vals else 0.0
-            self.m2 = math.fsum((v - self.mean) ** 2 for v in vals)
+            self.mean = seqsum(vals) / self.n if vals else 0.0
+            self.m2 = seqsum(_sq(v - self.mean) for v in vals)
 
     @property
     def flat(self) -> bool:
@@ -175,7 +201,7 @@ class RollingSum(_Ring):
         if self._due():
             vals = self.valid()
             self.n = len(vals)
-            self.total = math.fsum(vals)
+            self.total = seqsum(vals)
 
     def value(self) -> float:
         if self.n == 0:
@@ -244,16 +270,20 @@ class PairMoments(_Ring):
         self.mx, self.my, self.n = mx, my, n
 
     def _refresh(self) -> None:
-        pairs = [(x, y) for x, y in zip(self.buf, self.ybuf, strict=True) if x == x and y == y]
+        pairs = [
+            (x, y)
+            for x, y in zip(self._ordered(self.buf), self._ordered(self.ybuf), strict=True)
+            if x == x and y == y
+        ]
         n = self.n = len(pairs)
         if not n:
             self.mx = self.my = self.m2x = self.m2y = self.cxy = 0.0
             return
-        self.mx = math.fsum(p[0] for p in pairs) / n
-        self.my = math.fsum(p[1] for p in pairs) / n
-        self.m2x = math.fsum((p[0] - self.mx) ** 2 for p in pairs)
-        self.m2y = math.fsum((p[1] - self.my) ** 2 for p in pairs)
-        self.cxy = math.fsum((p[0] - self.mx) * (p[1] - self.my) for p in pairs)
+        self.mx = seqsum(p[0] for p in pairs) / n
+        self.my = seqsum(p[1] for p in pairs) / n
+        self.m2x = seqsum(_sq(p[0] - self.mx) for p in pairs)
+        self.m2y = seqsum(_sq(p[1] - self.my) for p in pairs)
+        self.cxy = seqsum((p[0] - self.mx) * (p[1] - self.my) for p in pairs)
 
     def corr(self) -> float:
         if self.n < 2:
@@ -318,11 +348,11 @@ class Regression(_Ring):
         self.n = len(rows)
         self.anchor = rows[-1][1] if rows else NAN
         ys = [v - self.anchor for _, v in rows]
-        self.sx = math.fsum(i for i, _ in rows)
-        self.sxx = math.fsum(i * i for i, _ in rows)
-        self.sy = math.fsum(ys)
-        self.syy = math.fsum(y * y for y in ys)
-        self.sxy = math.fsum(i * y for (i, _), y in zip(rows, ys, strict=True))
+        self.sx = seqsum(i for i, _ in rows)
+        self.sxx = seqsum(i * i for i, _ in rows)
+        self.sy = seqsum(ys)
+        self.syy = seqsum(y * y for y in ys)
+        self.sxy = seqsum(i * y for (i, _), y in zip(rows, ys, strict=True))
 
     def _num_den(self) -> tuple[float, float]:
         n = self.n
