@@ -10,15 +10,20 @@ the data set must be in the cache (``tickcast data fetch sp500-daily``).
 
     .venv/bin/python benchmarks/bench_side_features.py [--models lightgbm logistic]
 
-The last line is one JSON object.
+Before the JSON it prints the report's table (``docs/side_streams.md``: models trained with
+and without the side columns) in markdown, headed by the date and the command. The last line
+is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +94,18 @@ def _engine_ticks_per_s(
     return out
 
 
+def report_table(runs: dict[str, Any], models: list[str], date: str, command: str) -> list[str]:
+    """The markdown table of the report: each model with and without the side columns."""
+    lines = [f"{date}, `{command}`:", "",
+             "| features | model | " + " | ".join(SHOWN) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in SHOWN) + " |"]  # fmt: skip
+    for model in models:
+        for label, run in runs.items():
+            cells = [f"{run['models'][model].get(k, float('nan')):.3f}" for k in SHOWN]
+            lines.append(f"| {label} ({run['features']}) | {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="+", default=["lightgbm", "logistic"])
@@ -141,8 +158,14 @@ def main() -> None:
             },
         }
         print(f"{label:16s} {len(fs.names):3d} features", json.dumps(runs[label]["models"]))
+    command = shlex.join([".venv/bin/python", "benchmarks/bench_side_features.py", *sys.argv[1:]])
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    for line in report_table(runs, args.models, date, command):
+        print(line)
     out = {
         "benchmark": "side_features",
+        "date": date,
+        "command": command,
         "data": f"sp500-daily, {bars['symbol'].nunique()} symbols, {len(bars)} bars",
         "walk_forward": {"horizon": 1, "splits": args.splits, "window": "expanding"},
         "side_columns": list(spec.names),
