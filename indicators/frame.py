@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from indicators.alpha158.state import Alpha158
+from indicators.alpha158.vector import Alpha158Batch
 from indicators.bar import BAR_COLUMNS, QUOTE_COLUMNS, Bar
 from indicators.errors import FrameError, InvalidBarError
-from indicators.feature_set import FeatureSet
+from indicators.feature_set import FeatureSet, SymbolState
 
 
 def _column(df: pd.DataFrame, name: str) -> list[float | None]:
@@ -29,9 +34,11 @@ def compute_frame(
     ``df`` has columns ``ts_ms, symbol, open, high, low, close, volume`` and optionally
     ``bid, ask, bid_size, ask_size``, in any row order. Per symbol, bars are applied in
     ``ts_ms`` order to one :class:`~indicators.feature_set.SymbolState` (the code the stream
-    runs), so row *t* only sees bars with ``ts <= t``. The result has the same index as
-    ``df``, columns ``ts_ms``, ``symbol`` then ``feature_set.names`` (float64, ``NaN`` for
-    warm-up), and ``attrs["feature_set_version"]``.
+    runs), so row *t* only sees bars with ``ts <= t``. An Alpha158 block is computed across
+    all symbols at once by :class:`~indicators.alpha158.vector.Alpha158Batch` (the
+    per-symbol indicator's values, bit for bit) on the bars the state accepted. The result
+    has the same index as ``df``, columns ``ts_ms``, ``symbol`` then ``feature_set.names``
+    (float64, ``NaN`` for warm-up), and ``attrs["feature_set_version"]``.
 
     A bar the state refuses (non-finite or non-positive price, duplicate ``ts_ms``...) raises
     :class:`~indicators.errors.FrameError` naming the row, or with ``on_invalid="skip"``
@@ -52,9 +59,27 @@ def compute_frame(
             raise FrameError(f"non-numeric bar column: {exc}") from exc
         none: list[float | None] = [None] * n_rows
         quotes = [_column(df, c) if c in df.columns else none for c in QUOTE_COLUMNS]
-        order = np.lexsort((df["ts_ms"].to_numpy(), pd.factorize(df["symbol"])[0])).tolist()
-        rows = _run(fs, order, df["symbol"].tolist(), ts, cols, quotes, on_invalid)
-        out[order] = np.asarray(rows, dtype=np.float64).reshape(n_rows, width)
+        codes = pd.factorize(df["symbol"])[0]
+        order = np.lexsort((df["ts_ms"].to_numpy(), codes)).tolist()
+        span = _alpha158_span(fs)
+        rest = [sp for sp in fs.specs if sp.kind != "alpha158"]
+        if rest:
+            other = FeatureSet(rest) if span else fs
+            new_state = other.new_state
+        else:  # the bar checks of a state without indicators: same refusals, no columns
+            new_state = partial(SymbolState, (), fs.version)
+        symbols = df["symbol"].tolist()
+        keep = np.ones(width, dtype=bool)
+        if span:
+            keep[span[0] : span[1]] = False
+        rows, accepted = _run(
+            new_state, int(keep.sum()), order, symbols, ts, cols, quotes, on_invalid
+        )
+        if span:
+            applied = np.asarray(order)[np.asarray(accepted, dtype=bool)]
+            _alpha158_rounds(out[:, span[0] : span[1]], applied, codes, cols)
+        if rest:
+            out[np.ix_(order, np.flatnonzero(keep))] = np.asarray(rows, dtype=np.float64)
     result = pd.DataFrame(out, index=df.index, columns=list(fs.names))
     result.insert(0, "symbol", df["symbol"].to_numpy())
     result.insert(0, "ts_ms", df["ts_ms"].to_numpy())
@@ -62,33 +87,75 @@ def compute_frame(
     return result
 
 
+def _alpha158_span(fs: FeatureSet) -> tuple[int, int] | None:
+    """The columns ``[start, stop)`` of ``fs``'s Alpha158 block (``None``: it has none)."""
+    start = 0
+    for ind in fs.new_state().indicators:
+        if isinstance(ind, Alpha158):
+            return start, start + ind.n_outputs
+        start += ind.n_outputs
+    return None
+
+
+def _alpha158_rounds(
+    dest: npt.NDArray[np.float64],
+    accepted: npt.NDArray[np.intp],
+    codes: npt.NDArray[np.intp],
+    cols: list[list[float]],
+) -> None:
+    """Alpha158 of the ``accepted`` rows (symbol by symbol, time-ordered) into ``dest``.
+
+    One :class:`~indicators.alpha158.vector.Alpha158Batch` row per symbol; round *k* applies
+    the *k*-th accepted bar of every symbol that has one, so each symbol sees its bars in
+    order and the values are the per-symbol indicator's, bit for bit.
+    """
+    if not len(accepted):
+        return
+    sym = codes[accepted]
+    first = np.r_[0, np.flatnonzero(np.diff(sym)) + 1]
+    rank = np.arange(len(sym)) - np.repeat(first, np.diff(np.r_[first, len(sym)]))
+    by_round = np.argsort(rank, kind="stable")
+    bounds = np.searchsorted(rank[by_round], np.arange(rank.max() + 2))
+    o, h, lo, c, v = (np.asarray(col, dtype=np.float64)[accepted] for col in cols)
+    vwap = (h + lo + c) / 3.0  # bar_vwap
+    batch = Alpha158Batch(int(codes.max()) + 1)
+    for k in range(len(bounds) - 1):
+        at = by_round[bounds[k] : bounds[k + 1]]
+        dest[accepted[at]] = batch.update(sym[at], o[at], h[at], lo[at], c[at], v[at], vwap[at])
+
+
 def _run(
-    fs: FeatureSet,
+    new_state: Callable[[], SymbolState],
+    width: int,
     order: list[int],
     symbols: list[object],
     ts: list[int],
     cols: list[list[float]],
     quotes: list[list[float | None]],
     on_invalid: str,
-) -> list[list[float]]:
-    """Feature rows in ``order`` (symbol by symbol, time-ordered within a symbol)."""
+) -> tuple[list[list[float]], list[bool]]:
+    """Feature rows in ``order`` (symbol by symbol, time-ordered within a symbol), and
+    whether each bar entered its symbol's state."""
     o, h, lo, c, v = cols
     bid, ask, bsz, asz = quotes
-    nan_row = [np.nan] * len(fs.names)
+    state = new_state()
+    nan_row = [np.nan] * width
     rows: list[list[float]] = []
+    accepted: list[bool] = []
     append = rows.append
     current: object = object()
-    state = fs.new_state()
     for p in order:
         sym = symbols[p]
         if sym != current:
             current = sym
-            state = fs.new_state()
+            state = new_state()
         bar = Bar(ts[p], o[p], h[p], lo[p], c[p], v[p], bid[p], ask[p], bsz[p], asz[p])
         try:
             append(state.update(bar))
+            accepted.append(True)
         except InvalidBarError as exc:
             if on_invalid == "raise":
                 raise FrameError(f"row {p} (symbol {sym!r}, ts_ms {ts[p]}): {exc}") from exc
             append(nan_row)
-    return rows
+            accepted.append(False)
+    return rows, accepted

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from devtools.synthetic.bars import random_walk_panel
-from indicators.errors import FrameError
+from indicators.errors import FrameError, InvalidBarError
 from indicators.feature_set import FeatureSet, spec
 from indicators.frame import compute_frame
 from tests.unit.indicators.conftest import to_bars
@@ -91,3 +91,35 @@ def test_empty_frame(panel) -> None:  # type: ignore[no-untyped-def]
     out = compute_frame(panel.iloc[:0])
     assert len(out) == 0
     assert len(out.columns) == 2 + len(FeatureSet.default().names)
+
+
+@pytest.mark.parametrize("name", ["alpha158", "classic+alpha158"])
+def test_alpha158_runs_vectorised_with_the_per_symbol_values(panel, name) -> None:  # type: ignore[no-untyped-def]
+    """The vectorised Alpha158 block equals the stream's per-symbol state, bit for bit, on
+    shuffled rows of symbols of unequal lengths with refused bars (skipped) in between."""
+    from indicators.feature_sets import feature_set
+
+    fs = feature_set(name)
+    bars = panel.drop(index=panel.index[panel["symbol"] == "CCC"][150:]).copy()
+    bad = bars.index[bars["symbol"] == "BBB"][[3, 70, 200]]
+    bars.loc[bad[0], "close"] = np.nan
+    bars.loc[bad[1], "high"] = bars.loc[bad[1], "low"] / 2
+    dup = bars.loc[[bars.index[bars["symbol"] == "AAA"][90]]].assign(close=1.0)
+    bars = pd.concat([bars, dup.set_axis([10_000])]).sample(frac=1.0, random_state=1)
+    got = compute_frame(bars, fs, on_invalid="skip")
+    for symbol, rows in bars.sort_values("ts_ms", kind="stable").groupby("symbol"):
+        state = fs.new_state()
+        nan_row = [np.nan] * len(fs.names)
+        expected = []
+        for bar in to_bars(rows):
+            try:
+                expected.append(state.update(bar))
+            except InvalidBarError:  # a refusal: the frame's row is all-NaN
+                expected.append(nan_row)
+        values = got.loc[rows.index, list(fs.names)].to_numpy()
+        np.testing.assert_array_equal(values, np.array(expected), err_msg=str(symbol))
+    assert got.loc[bad[0], list(fs.names)].isna().all()
+    pair = got.loc[[dup.index[0], 10_000], list(fs.names)].isna().all(axis=1)
+    assert pair.sum() == 1  # one bar of a duplicated ts_ms is refused (the later row)
+    with pytest.raises(FrameError, match="row"):
+        compute_frame(bars, fs)
