@@ -1,0 +1,128 @@
+"""Sector columns equal on every worker: a broadcast board of bar returns and its watermark.
+
+:class:`~sidestreams.sector.SectorBoard` answers from the bars its worker has processed, so
+with several partitions (or workers) a peer that is behind, or owned by another worker, is
+missing from the mean. The rule that makes live equal training on any number of partitions
+and workers (``docs/side_streams.md``, "Sector columns on several partitions"):
+
+* every worker publishes each accepted bar's one-bar log return ``(symbol, ts, ret)`` to a
+  broadcast topic partitioned like ``ticks``, and reads **all** its partitions into a
+  :class:`BroadcastBoard`: returns kept by bar time, so arrival order (and a duplicate
+  re-published after a restart) changes nothing;
+* :class:`PartitionWatermark`: the sector columns of a bar at ``t`` are **final** once every
+  active partition has a return at or after ``t`` (each partition is in event-time order, so
+  all returns before ``t`` have then arrived); the board's answer then equals the training
+  frame's exactly (the means are exactly rounded sums, :func:`math.fsum`, in symbol order).
+
+The price is latency: a bar waits for the slowest partition to reach its time.
+
+>>> board = BroadcastBoard({"A": "tech", "B": "tech"})
+>>> board.add("B", 2, 0.02); board.add("A", 2, 0.04); board.add("A", 3, 0.01)
+True
+True
+True
+>>> [round(x, 4) for x in board.features("A", 3)]  # bars strictly before t=3
+[0.03, 0.03, 0.01, 0.01]
+>>> mark = PartitionWatermark()
+>>> mark.observe(0, 3); mark.final(3, active=[0, 1])
+False
+>>> mark.observe(1, 5); mark.final(3, active=[0, 1]), mark.value([0, 1])
+(True, 3)
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sidestreams.sector import UNKNOWN
+
+__all__ = ["BroadcastBoard", "PartitionWatermark", "ReturnHistory"]
+
+
+@dataclass(slots=True)
+class ReturnHistory:
+    """One symbol's bar returns by bar time (the newest ``max_records``)."""
+
+    max_records: int = 4096
+    ts: list[int] = field(default_factory=list)
+    ret: list[float] = field(default_factory=list)
+
+    def add(self, ts: int, ret: float) -> bool:
+        """Keep the return of the bar at ``ts``; ``False`` if that bar was known already."""
+        i = bisect_left(self.ts, ts)
+        if i < len(self.ts) and self.ts[i] == ts:
+            return False
+        self.ts.insert(i, ts)
+        self.ret.insert(i, ret)
+        if len(self.ts) > self.max_records:
+            del self.ts[0], self.ret[0]
+        return True
+
+    def before(self, ts: int) -> float | None:
+        """The return of the latest bar strictly before ``ts``."""
+        i = bisect_left(self.ts, ts)
+        return self.ret[i - 1] if i else None
+
+
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+@dataclass(slots=True)
+class BroadcastBoard:
+    """Every symbol's bar returns, whoever computed them; answers like ``SectorBoard``."""
+
+    sectors: Mapping[str, str]
+    max_records: int = 4096
+    symbols: dict[str, ReturnHistory] = field(default_factory=dict)
+
+    def add(self, symbol: str, ts: int, ret: float) -> bool:
+        """Take one published return (any order, duplicates ignored); whether it was new."""
+        history = self.symbols.get(symbol)
+        if history is None:
+            history = self.symbols[symbol] = ReturnHistory(self.max_records)
+        return history.add(ts, ret)
+
+    def features(self, symbol: str, ts: int) -> list[float]:
+        """``sector_ret, market_ret, rel_sector_ret, rel_market_ret`` of ``symbol`` at ``ts``."""
+        groups: dict[str, list[float]] = {}
+        market: list[float] = []
+        for sym in sorted(self.symbols):  # the training board's order
+            r = self.symbols[sym].before(ts)
+            if r is None:
+                continue
+            market.append(r)
+            groups.setdefault(self.sectors.get(sym, UNKNOWN), []).append(r)
+        sector_ret = _mean(groups.get(self.sectors.get(symbol, UNKNOWN), []))
+        market_ret = _mean(market)
+        own_history = self.symbols.get(symbol)
+        own = own_history.before(ts) if own_history is not None else None
+        own_ret = math.nan if own is None else own
+        return [sector_ret, market_ret, own_ret - sector_ret, own_ret - market_ret]
+
+
+@dataclass(slots=True)
+class PartitionWatermark:
+    """Per partition of the returns topic, the latest bar time seen."""
+
+    latest: dict[int, int] = field(default_factory=dict)
+
+    def observe(self, partition: int, ts: int) -> None:
+        """A return of a bar at ``ts`` arrived on ``partition``."""
+        if ts > self.latest.get(partition, -1):
+            self.latest[partition] = ts
+
+    def value(self, active: Iterable[int]) -> int | None:
+        """The smallest latest time over ``active`` partitions (``None``: one has none yet)."""
+        times = [self.latest.get(p) for p in active]
+        if not times or any(t is None for t in times):
+            return None
+        return min(t for t in times if t is not None)
+
+    def final(self, ts: int, active: Iterable[int]) -> bool:
+        """Whether every return of a bar before ``ts`` on ``active`` partitions has arrived."""
+        mark = self.value(active)
+        return mark is not None and mark >= ts
