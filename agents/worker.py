@@ -57,14 +57,19 @@ def choose_feature_set(settings: Settings) -> tuple[str, str]:
         return configured(settings, explicit), "TICKCAST_FEATURE_SET"
     if not settings.scoring_enabled:
         return "classic", "scoring disabled"
-    from training.registry import feature_sets_in_use  # mlflow: imported on use
+    from training.registry import feature_sets_in_use, resolve_versions  # mlflow: on use
 
     models = [n.strip() for n in settings.model_name.split(",") if n.strip()]
+    pinned = [v for v in settings.model_versions.split(",") if v.strip()]
     try:
-        names = [s for model in models for s in feature_sets_in_use(settings, model)]
-    except TickcastError as exc:
+        names: list[str] = []
+        for i, model in enumerate(models):
+            # the first model pinned (backtests): exactly those versions, not the aliases
+            versions = resolve_versions(settings, model, pinned) if pinned and i == 0 else None
+            names.extend(feature_sets_in_use(settings, model, versions))
+    except TickcastError as exc:  # registry down, or a pinned version that does not exist
         log.warning("feature_set_registry_unavailable", error=str(exc)[:300], using="classic")
-        return "classic", "registry unavailable"
+        return "classic", f"registry: {str(exc)[:200]}"
     if not names:
         return "classic", "no registered model"
     return union(names), f"union of the registered models' sets {sorted(set(names))}"

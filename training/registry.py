@@ -369,8 +369,11 @@ def watch_aliases(settings: Settings, name: str) -> tuple[int | None, tuple[int,
     return champ, tuple(chall)
 
 
-def feature_sets_in_use(settings: Settings, name: str) -> list[str]:
-    """The named feature sets of ``name``'s champion and challengers (what a worker computes).
+def feature_sets_in_use(
+    settings: Settings, name: str, versions: Sequence[int] | None = None
+) -> list[str]:
+    """The named feature sets of ``name``'s champion and challengers (what a worker computes),
+    or of exactly ``versions`` when the worker is pinned to them.
 
     From each version's ``feature_set`` tag, else (a version registered before the tag) the
     named set whose version its ``feature_set_version`` tag is; a version of neither is left
@@ -383,7 +386,10 @@ def feature_sets_in_use(settings: Settings, name: str) -> list[str]:
             return []
     out: list[str] = []
     for entry in found:
-        if entry.role not in (CHAMPION, CHALLENGER):
+        if versions is None:
+            if entry.role not in (CHAMPION, CHALLENGER):
+                continue
+        elif entry.version not in versions:
             continue
         tags = entry.tags
         set_name = tags.get("feature_set") or name_of(tags.get("feature_set_version", ""))

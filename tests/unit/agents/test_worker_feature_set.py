@@ -140,3 +140,21 @@ def test_a_restart_with_another_set_starts_its_indicators_afresh() -> None:
     again = new.process(records[:100], lambda s, _p: out.touched.get(s), NOW_MS)
     assert again.skipped_replayed == len(first)
     assert again.reset_states == 0
+
+
+def test_a_pinned_worker_computes_the_sets_of_its_pinned_versions(store: Settings) -> None:
+    register(
+        _train(CLASSIC.names, CLASSIC.version, 3),
+        name="fs-pin",
+        feature_set=CLASSIC,
+        settings=store,
+    )  # fmt: skip  (v1, champion)
+    register(
+        _train(ALPHA.names, ALPHA.version, 4), name="fs-pin", feature_set=ALPHA, settings=store
+    )  # fmt: skip  (v2, challenger)
+    assert choose_feature_set(_with(store, model_name="fs-pin"))[0] == BOTH_NAME
+    assert choose_feature_set(_with(store, model_name="fs-pin", model_versions="1"))[0] == "classic"
+    pinned = _with(store, model_name="fs-pin", model_versions="2")
+    assert choose_feature_set(pinned)[0] == "alpha158"
+    unknown = _with(store, model_name="fs-pin", model_versions="9")
+    assert choose_feature_set(unknown) == ("classic", "registry: fs-pin has no version 9")
