@@ -358,6 +358,11 @@ class PredictionStage:
             confidences = [max(p, 1.0 - p) for p in probs] if first["role"] == CHAMPION else []
             self.metrics.record_predictions(first["model_name"], first["model_version"],
                                             first["role"], confidences, n=n)  # fmt: skip
+        if scorer.explain_top_k > 0:
+            champion = [p for p in batch.predictions if p["role"] == CHAMPION]
+            explained = sum(1 for p in champion if p.get("explanation_features") is not None)
+            self.metrics.explanations.labels(outcome="explained").inc(explained)
+            self.metrics.explanations.labels(outcome="over_budget").inc(len(champion) - explained)
 
     def _latest(self, result: StageOutput) -> None:
         model_set = self.scorers[self.primary].model_set

@@ -221,11 +221,12 @@ class Settings(BaseSettings):
         "prediction (0 = off).",
     )
     explain_budget: float = Field(
-        0.0,
+        1.0,
         ge=0.0,
         description="Cap on a batch's explanation time as a multiple of the champion's "
         "scoring time (1 keeps >= 50 % of its throughput; each symbol's newest prediction is "
-        "explained first); 0 = explain every champion prediction.",
+        "explained first); 0 = explain every champion prediction (TreeSHAP costs 40-400x a "
+        "prediction).",
     )
     outcome_horizons: str = Field(
         "1,5", description="Horizons (bars) the outcome join keeps bars for (comma)."

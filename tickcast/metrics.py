@@ -162,6 +162,12 @@ DRIFT_LATE = MetricSpec(
     "Feature vectors that reached drift after their event-time window had closed (not in any "
     "window; see TICKCAST_DRIFT_IDLE_PARTITION_S).", (), "model",
 )  # fmt: skip
+EXPLANATIONS = MetricSpec(
+    "tickcast_explanations_total", "counter",
+    "Champion predictions with their top-k contributions (explained) and without them "
+    "(over_budget: TICKCAST_EXPLAIN_BUDGET spent, or the explanation failed).", ("outcome",),
+    "model",
+)  # fmt: skip
 PREDICTION_DURATION = MetricSpec(
     "prediction_duration_seconds", "histogram", "Time to score one micro-batch (seconds).",
     ("model",), "model", DURATION_BUCKETS_S,
@@ -225,8 +231,8 @@ SPECS: tuple[MetricSpec, ...] = (
     PREDICTION_AGE, LAST_PREDICTION,
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
     DRIFT_REFERENCE_INFO, DRIFT_REFERENCE_SWITCHES, DRIFT_REFERENCE_ERRORS, DRIFT_LATE,
-    PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS, PROMOTION_DECISIONS,
-    MODEL_REFUSALS,
+    EXPLANATIONS, PREDICTION_DURATION, FEATURE_IMPORTANCE, MODEL_INFO, AB_REQUESTS,
+    PROMOTION_DECISIONS, MODEL_REFUSALS,
     SHARPE, MAX_DRAWDOWN, DAILY_PNL,
     KAFKA_LAG, KAFKA_COMMITTED, KAFKA_END, LAG_COLLECT_ERRORS,
 )  # fmt: skip
@@ -320,6 +326,7 @@ class Metrics:
         self.drift_reference_switches = _counter(DRIFT_REFERENCE_SWITCHES, r)
         self.drift_reference_errors = _counter(DRIFT_REFERENCE_ERRORS, r)
         self.drift_late = _counter(DRIFT_LATE, r)
+        self.explanations = _counter(EXPLANATIONS, r)
         self.prediction_duration_seconds = _histogram(PREDICTION_DURATION, r)
         self.feature_importance = _gauge(FEATURE_IMPORTANCE, r)
         self.model_info = _gauge(MODEL_INFO, r)

@@ -123,7 +123,12 @@ async def test_champion_predictions_carry_their_explanation_to_clickhouse_and_th
     scoring: Settings,
 ) -> None:
     settings = scoring.model_copy(
-        update={"explain_top_k": TOP_K, "sink_batch_interval_s": 0.2, "password_scrypt_n": 2**14}
+        update={
+            "explain_top_k": TOP_K,
+            "explain_budget": 0.0,
+            "sink_batch_interval_s": 0.2,
+            "password_scrypt_n": 2**14,
+        }
     )
     forest = _forest()
     register(forest, name=NAME, settings=settings)  # v1: the champion

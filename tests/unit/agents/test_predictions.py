@@ -166,7 +166,7 @@ def test_one_predict_per_model_per_batch_and_prediction_fields(
 
 
 def test_latest_json_is_the_champions_newest_per_symbol(store: Settings) -> None:
-    stage = _stage(store, "tc-a")
+    stage = _stage(store, "tc-a", explain_budget=0.0)  # every row explained
     out = Stream().batch(_raw(_bars(3, 10)))
     result = stage.process(out, now_ms=999)
     assert sorted(result.latest) == ["S0", "S1", "S2"]
@@ -179,8 +179,8 @@ def test_latest_json_is_the_champions_newest_per_symbol(store: Settings) -> None
             "expected_return": last[-1]["expected_return"], "horizon": 1,
             "feature_event_time": feature["ts"], "updated_at": 999,
             "correlation_id": feature["correlation_id"],
-            "explanation_features": last[-1]["explanation_features"],
-            "explanation_contributions": last[-1]["explanation_contributions"],
+            "explanation_features": last[-1].get("explanation_features"),
+            "explanation_contributions": last[-1].get("explanation_contributions"),
         }  # fmt: skip
         assert len(doc["explanation_features"]) == stage.settings.explain_top_k > 0
         challenger = result.latest_challenger[symbol]
@@ -403,3 +403,17 @@ def test_frozen_logistic_regression_equals_river() -> None:
 @pytest.fixture(autouse=True)
 def _chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # MLflow may write mlruns/ next to the cwd
+
+
+def test_explanation_coverage_is_counted_within_the_default_budget(store: Settings) -> None:
+    stage = _stage(store, "tc-a")  # TICKCAST_EXPLAIN_BUDGET default: 1
+    assert stage.settings.explain_budget == 1.0
+    result = stage.process(Stream().batch(_raw(_bars(3, 10))), now_ms=999)
+    champion = [p for p in result.predictions if p["role"] == "CHAMPION"]
+    explained = [p for p in champion if p.get("explanation_features") is not None]
+    # the first batch has no cost estimate yet: it explains one row, the newest of a symbol
+    assert len(explained) == 1
+    assert explained[0]["ts"] == max(p["ts"] for p in champion)
+    value = stage.metrics.value
+    assert value("tickcast_explanations_total", outcome="explained") == 1
+    assert value("tickcast_explanations_total", outcome="over_budget") == len(champion) - 1
