@@ -27,6 +27,10 @@ INTERNAL_SIGNALS = {
 }
 
 
+#: Modules run as scripts by another interpreter (no exception of theirs reaches tickcast).
+OTHER_INTERPRETER = frozenset({"training.torch_job"})
+
+
 def _exceptions() -> dict[str, type[BaseException]]:
     """Every exception class defined (not just imported) in a first-party module."""
     found: dict[str, type[BaseException]] = {}
@@ -34,6 +38,8 @@ def _exceptions() -> dict[str, type[BaseException]]:
         root = importlib.import_module(package)
         names = [package] + [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
         for name in names:
+            if name in OTHER_INTERPRETER:  # run by Debian's torch python, never imported here
+                continue
             module = importlib.import_module(name)
             for attr, obj in vars(module).items():
                 if (
