@@ -1,5 +1,6 @@
 """Batch scoring throughput of the in-stream scorer with XGBoost and LightGBM (``--model``: also
-the ONNX MLP and LSTM and the per-symbol ARIMA; the last two step each symbol's state per row).
+the ONNX MLP and LSTM and the per-symbol ARIMA; the last two step each symbol's state per row;
+and the stack: its four bases, then the meta-learner).
 
 Trains each model (300 trees) on the 41 default features of synthetic random-walk bars, then
 scores ``--rows`` (1,000,000) feature rows in micro-batches, two ways:
@@ -54,7 +55,8 @@ def _features(fs: FeatureSet, symbols: int, bars: int) -> pd.DataFrame:
     panel = random_walk_panel(tuple(f"S{i:03d}" for i in range(symbols)), n=bars, seed=7)
     feats = compute_frame(panel, fs)
     labels = make_labels(panel, 1)
-    return feats.merge(labels[["symbol", "ts_ms", "label"]], on=["symbol", "ts_ms"])
+    keep = ["symbol", "ts_ms", "label", "label_end_ts"]  # the stack splits its window in time
+    return feats.merge(labels[keep], on=["symbol", "ts_ms"])
 
 
 def _train(kind: str, frame: pd.DataFrame, fs: FeatureSet, trees: int) -> PackagedModel:
@@ -82,6 +84,8 @@ def _model_path(model: PackagedModel, pool: np.ndarray, rows: int, batch: int) -
 
 def _prepare(model: PackagedModel, kind: str, data_dir: Path | None) -> dict[str, Any]:
     """Prepare ``model`` as the registry would; for LightGBM time compile and cache load."""
+    if data_dir is not None and kind == "stack":  # its LightGBM base compiled, as at load
+        return {"path": model.prepare(cache_dir(data_dir))}
     if data_dir is None or kind != "lightgbm":
         return {"path": model.prepare()}
     t0 = time.perf_counter()
@@ -117,7 +121,8 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--pool", type=int, default=100_000)
     parser.add_argument(
-        "--model", action="append", choices=("xgboost", "lightgbm", "mlp", "lstm", "arima"),
+        "--model", action="append",
+        choices=("xgboost", "lightgbm", "mlp", "lstm", "arima", "stack"),
         help="model types to time (repeatable; default xgboost and lightgbm)",
     )  # fmt: skip
     parser.add_argument(
