@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     # Feature set the worker computes (docs/features.md, indicators/feature_sets.py)
     feature_set: str = Field(
         "", description="Named feature set the worker computes (classic, alpha158, "
-        "classic+alpha158); empty: the union of the registered models' sets at start, else "
-        "classic. Fixed for the run: a model needing another set is refused until a restart.",
+        "classic+alpha158, each also NAME+side with the side columns); empty: the union of "
+        "the registered models' sets at start, else classic. Fixed for the run: a model "
+        "needing another set is refused until a restart.",
     )  # fmt: skip
 
     # Side streams (docs/side_streams.md)
