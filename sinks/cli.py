@@ -117,7 +117,7 @@ def features(
     import redis
     from rich.table import Table
 
-    from indicators.feature_set import FeatureSet
+    from sidestreams.feature_sets import names_for_version
     from sinks.feature_blob import decode
     from sinks.redis_keys import feature_key
 
@@ -131,15 +131,18 @@ def features(
         err.print(f"no features for {symbol!r} under '{prefix}' (is the worker running?)")
         raise typer.Exit(1)
     blob = decode(payload)
-    fs = FeatureSet.default()
-    if blob.feature_set_version != fs.version:
-        err.print(f"feature set {blob.feature_set_version} is not this build's {fs.version}")
+    names = names_for_version(blob.feature_set_version, cfg)  # any named set, +side ones too
+    if names is None or len(names) != len(blob.values):
+        err.print(
+            f"feature set {blob.feature_set_version} is none of this build's named sets "
+            "under these TICKCAST_SIDE_* settings (tickcast featuresets lists them)"
+        )
         raise typer.Exit(1)
     table = Table(
         title=f"{symbol} @ event time {blob.event_ts_ms} (set {blob.feature_set_version})"
     )
     table.add_column("feature")
     table.add_column("value", justify="right")
-    for name, value in zip(fs.names, blob.values, strict=True):
+    for name, value in zip(names, blob.values, strict=True):
         table.add_row(name, "warming up" if value != value else f"{value:.6g}")
     console.print(table)
