@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from indicators.alpha158 import Alpha158
+from indicators.alpha158.rows import BatchRows
 from indicators.bar import Bar
 from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
@@ -136,6 +138,11 @@ class FeatureEngine:
         self.state_version = feature_set.new_state().version
         """The indicator state's version (the side columns' set shares its base's)."""
         self.partition_latest: dict[int, int] = {}
+        self.alpha158: BatchRows | None = None
+        """Alpha158 of every symbol as rows of one vectorised engine, updated once per batch
+        in rounds (values bit for bit the per-symbol indicator's; snapshots unchanged)."""
+        if any(isinstance(i, Alpha158) for i in feature_set.new_state().indicators):
+            self.alpha158 = BatchRows()
         """Per partition of the ticks topic, the latest event time of an accepted tick (raised
         from a loaded symbol state's ``last_ts`` too): the FUTURE_TIMESTAMP reference."""
 
@@ -156,6 +163,7 @@ class FeatureEngine:
         decode = self.codec.decode
         rules = self.rules
         latest = self.partition_latest
+        alpha = self.alpha158
         for record in records:
             try:
                 if record.value is None:
@@ -186,6 +194,8 @@ class FeatureEngine:
                 else:
                     state = self.new_state()
                 touched[symbol] = state
+                if alpha is not None:
+                    alpha.attach(symbol, state.features)
             if partition == state.partition and record.offset <= state.last_offset:
                 out.skipped_replayed += 1
                 continue
@@ -217,6 +227,8 @@ class FeatureEngine:
                 continue
             if self.side is not None:
                 values = values + self.side.extend(symbol, tick["ts"], tick["close"], state.extra)
+            if alpha is not None:
+                alpha.bind(values)  # its Alpha158 block is filled in by flush() below
             state.last_ts = tick["ts"]
             state.last_values = values
             if state.last_ts > latest.get(partition, -1):
@@ -234,6 +246,8 @@ class FeatureEngine:
                     "correlation_id": tick["correlation_id"],
                 }
             )
+        if alpha is not None:
+            alpha.flush()
         return out
 
     @staticmethod

@@ -167,6 +167,20 @@ class SymbolState:
         """The indicators, in feature-set order (read them, do not update them)."""
         return self._indicators
 
+    def replace(self, index: int, indicator: Indicator) -> None:
+        """Put ``indicator`` (same kind and outputs) in place of the ``index``-th one.
+
+        For :class:`~indicators.alpha158.rows.BatchRows`, which swaps a symbol's Alpha158 for
+        a row of a vectorised engine.
+        """
+        old = self._indicators[index]
+        if indicator.kind != old.kind or indicator.n_outputs != old.n_outputs:
+            raise ValueError(f"cannot replace a {old.kind!r} by a {indicator.kind!r}")
+        inds = list(self._indicators)
+        inds[index] = indicator
+        self._indicators = tuple(inds)
+        self._bind()
+
     def update(self, bar: Bar, same_ts_ok: bool = False) -> list[float]:
         """Apply ``bar`` and return the feature vector (``NaN`` = warm-up or undefined).
 

@@ -126,6 +126,14 @@ class Alpha158Batch:
         self.r_sx, self.r_sxx = np.zeros(r), np.zeros(r)
         self.r_sy, self.r_syy, self.r_sxy = np.zeros(r), np.zeros(r), np.zeros(r)
 
+    def grown(self, n: int) -> Alpha158Batch:
+        """A copy with room for ``n`` rows (the new rows fresh)."""
+        bigger = Alpha158Batch(n)
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray) and name != "_recent":
+                getattr(bigger, name)[: self.n] = value
+        return bigger
+
     # -- one round ---------------------------------------------------------------------
     def update(self, rows: I64, o: F64, h: F64, lo: F64, c: F64, v: F64, vwap: F64) -> F64:
         """Apply one bar to each of ``rows`` (distinct); return their 158 values ``[k, 158]``.

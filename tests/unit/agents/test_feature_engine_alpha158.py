@@ -1,0 +1,91 @@
+"""The stream's Alpha158: rows of the vectorised engine, per-symbol values and snapshots.
+
+The feature engine applies each micro-batch's Alpha158 updates in rounds on one
+:class:`~indicators.alpha158.vector.Alpha158Batch`; every record must carry the values the
+per-symbol :class:`~indicators.feature_set.SymbolState` gives (bit for bit), whatever the
+batch cut (several ticks of a symbol in one batch), with refused ticks in between, and when
+states go through their snapshot bytes between batches (a restart) or stay in memory.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.feature_engine import FeatureEngine, SymbolStream
+from indicators.alpha158 import Alpha158
+from indicators.alpha158.rows import Alpha158Row
+from indicators.feature_sets import feature_set
+from tests.unit.agents.test_predictions import NOW_MS, _bars, _raw
+from tests.unit.indicators.conftest import to_bars
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    frame = _bars(4, 130, seed=9)
+    rng = np.random.default_rng(3)
+    frame["volume"] = rng.choice([0.0, 500.0, 1e4, 2.5e4], size=len(frame))
+    frame.loc[37, "close"] = -1.0  # refused (BAD_PRICE): no state change, no record
+    return frame
+
+
+def per_symbol(bars: pd.DataFrame, name: str) -> dict[tuple[str, int], list[float]]:
+    fs = feature_set(name)
+    want: dict[tuple[str, int], list[float]] = {}
+    for symbol, rows in bars.groupby("symbol"):
+        state = fs.new_state()
+        for bar in to_bars(rows):
+            if bar.close > 0:
+                want[(str(symbol), bar.ts_ms)] = state.update(bar)
+    return want
+
+
+@pytest.mark.parametrize("name", ["alpha158", "classic+alpha158"])
+@pytest.mark.parametrize(("cut", "via_bytes"), [(1, False), (37, True), (200, False), (600, True)])
+def test_records_equal_the_per_symbol_state_for_any_batch_cut(
+    bars: pd.DataFrame, name: str, cut: int, via_bytes: bool
+) -> None:
+    fs = feature_set(name)
+    records = _raw(bars)
+    saved: dict[str, bytes | SymbolStream] = {}
+
+    def load(symbol: str, _partition: int) -> SymbolStream | None:
+        state = saved.get(symbol)
+        return SymbolStream.loads(state) if isinstance(state, bytes) else state
+
+    engine = FeatureEngine(fs)
+    got: dict[tuple[str, int], list[float]] = {}
+    dead = 0
+    for start in range(0, len(records), cut):
+        if via_bytes and start:
+            engine = FeatureEngine(fs)  # a restart: only the snapshots survive
+        out = engine.process(records[start : start + cut], load, NOW_MS)
+        dead += len(out.dead_letters)
+        for record in out.features:
+            got[(record["symbol"], record["ts"])] = record["values"]
+        for symbol, state in out.touched.items():
+            assert state.last_values is out.touched[symbol].last_values
+            saved[symbol] = state.dumps() if via_bytes else state
+    want = per_symbol(bars, name)
+    assert dead == 1
+    assert got.keys() == want.keys()
+    g = np.array([got[k] for k in want])
+    w = np.array(list(want.values()))
+    assert g.shape == (len(bars) - 1, len(fs.names))
+    np.testing.assert_array_equal(g, w)
+
+
+def test_snapshots_keep_the_per_symbol_format(bars: pd.DataFrame) -> None:
+    fs = feature_set("alpha158")
+    engine = FeatureEngine(fs)
+    out = engine.process(_raw(bars)[:200], lambda s, p: None, NOW_MS)
+    state = out.touched["S1"]
+    assert isinstance(state.features.indicators[0], Alpha158Row)  # live: a row of the engine
+    restored = SymbolStream.loads(state.dumps())
+    (ind,) = restored.features.indicators
+    assert type(ind) is Alpha158  # stored: the plain per-symbol indicator
+    assert np.array_equal(ind.out, state.last_values, equal_nan=True)
+    assert len(pickle.dumps(restored)) < 64_000
