@@ -150,9 +150,10 @@ class TunedModel(WindowModel):
     ) -> None:
         import optuna
 
-        fit_rows, val_rows = next(
-            inner_blocks(ts, label_end_ts, 1, test_fraction=self.validation_fraction)
-        )
+        split = next(inner_blocks(ts, label_end_ts, 1, self.validation_fraction), None)
+        if split is None:
+            raise TrainingError("window_too_short", "no rows left to fit before validation")
+        fit_rows, val_rows = split
         fit = (X.iloc[fit_rows], y[fit_rows])
         validate = (X.iloc[val_rows], y[val_rows])
         space = {k: draw for k, draw in SPACES[self.base].items() if k not in self.fixed}

@@ -107,3 +107,14 @@ def test_log_loss_and_logits_match_references() -> None:
     from scipy.special import logit
 
     np.testing.assert_allclose(logits(p), logit(p), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["stack", "logistic_tuned"])
+def test_a_window_too_short_to_split_is_a_typed_error(ds: Dataset, name: str) -> None:
+    one_timestamp = np.flatnonzero(ds.frame["ts_ms"] == ds.frame["ts_ms"].iloc[-1])
+    rows = ds.frame.iloc[one_timestamp]
+    assert rows["label"].nunique() == 2  # not the single-class shortcut
+    model = make_model(name, params={"n_trials": 2} if name.endswith("_tuned") else None)
+    with pytest.raises(TrainingError) as caught:
+        model.fit(rows[["ts_ms", "label_end_ts", *ds.feature_names]], rows["label"].to_numpy())
+    assert caught.value.reason == "window_too_short"
