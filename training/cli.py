@@ -101,9 +101,10 @@ class TrainOptions:
         return tuple(dict.fromkeys(self.registered_models() + self.models + extra))
 
     def model_params(self) -> dict[str, dict[str, Any]]:
-        """Per evaluated model: ``--n-estimators`` (tree models), ``--tune``, ``--stack-bases``."""
+        """Per chosen model (the baselines keep their defaults): ``--n-estimators`` (tree
+        models and the stack's trees), ``--tune``, ``--stack-bases``."""
         params: dict[str, dict[str, Any]] = {}
-        for name in self.evaluated_models():
+        for name in dict.fromkeys(self.registered_models() + self.models):
             base = name.removesuffix("_tuned")
             entry: dict[str, Any] = {}
             if self.n_estimators and (base in TREES or base == "stack"):
