@@ -32,14 +32,15 @@ False
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sidestreams.sector import UNKNOWN
 
-__all__ = ["BroadcastBoard", "PartitionWatermark", "ReturnHistory"]
+__all__ = ["BroadcastBoard", "PartitionWatermark", "ReturnHistory", "plan_batch"]
 
 
 @dataclass(slots=True)
@@ -78,26 +79,38 @@ class BroadcastBoard:
     sectors: Mapping[str, str]
     max_records: int = 4096
     symbols: dict[str, ReturnHistory] = field(default_factory=dict)
+    _at: int | None = None
+    _means: tuple[dict[str, float], float] = ({}, math.nan)
 
     def add(self, symbol: str, ts: int, ret: float) -> bool:
         """Take one published return (any order, duplicates ignored); whether it was new."""
         history = self.symbols.get(symbol)
         if history is None:
             history = self.symbols[symbol] = ReturnHistory(self.max_records)
-        return history.add(ts, ret)
+        new = history.add(ts, ret)
+        if new and self._at is not None and ts < self._at:
+            self._at = None  # the cached means at _at no longer hold
+        return new
+
+    def _means_at(self, ts: int) -> tuple[dict[str, float], float]:
+        """Sector and market means at ``ts``, computed once per time (O(symbols))."""
+        if self._at != ts:
+            groups: dict[str, list[float]] = {}
+            market: list[float] = []
+            for sym in sorted(self.symbols):  # the training board's order
+                r = self.symbols[sym].before(ts)
+                if r is None:
+                    continue
+                market.append(r)
+                groups.setdefault(self.sectors.get(sym, UNKNOWN), []).append(r)
+            self._means = ({k: _mean(v) for k, v in groups.items()}, _mean(market))
+            self._at = ts
+        return self._means
 
     def features(self, symbol: str, ts: int) -> list[float]:
         """``sector_ret, market_ret, rel_sector_ret, rel_market_ret`` of ``symbol`` at ``ts``."""
-        groups: dict[str, list[float]] = {}
-        market: list[float] = []
-        for sym in sorted(self.symbols):  # the training board's order
-            r = self.symbols[sym].before(ts)
-            if r is None:
-                continue
-            market.append(r)
-            groups.setdefault(self.sectors.get(sym, UNKNOWN), []).append(r)
-        sector_ret = _mean(groups.get(self.sectors.get(symbol, UNKNOWN), []))
-        market_ret = _mean(market)
+        sectors, market_ret = self._means_at(ts)
+        sector_ret = sectors.get(self.sectors.get(symbol, UNKNOWN), math.nan)
         own_history = self.symbols.get(symbol)
         own = own_history.before(ts) if own_history is not None else None
         own_ret = math.nan if own is None else own
@@ -126,3 +139,56 @@ class PartitionWatermark:
         """Whether every return of a bar before ``ts`` on ``active`` partitions has arrived."""
         mark = self.value(active)
         return mark is not None and mark >= ts
+
+
+def plan_batch(
+    items: Sequence[tuple[int, int, int | None]],
+    positions: Mapping[int, int],
+    active: Iterable[int],
+) -> tuple[list[int], dict[int, int]]:
+    """Which records of a batch to process now, in which order, and where to resume.
+
+    ``items`` are the batch's ``(partition, offset, event time or None)`` in consume order
+    (each partition's offsets ascending; ``None``: undecodable, processed in its place).
+    Records are taken in event-time order across partitions (each partition's own order
+    kept) while a record at ``t`` is final: every ``active`` partition either still has a
+    record of this batch at or after ``t`` waiting, or its position (``positions``: the
+    latest time of which everything before is processed, published or seen) is ``>= t``.
+    The first record that is not final stops the batch: the result is the indices to
+    process, in order, and per partition the first offset left for a later batch.
+
+    >>> items = [(0, 10, 5), (0, 11, 9), (1, 20, 6)]
+    >>> plan_batch(items, {}, active=[0, 1])  # partition 1 ends at 6: 9 is not final
+    ([0, 2], {0: 11})
+    >>> plan_batch(items, {1: 9}, active=[0, 1])
+    ([0, 2, 1], {})
+    """
+    queues: dict[int, list[tuple[int, int]]] = {}
+    for index, (partition, _, ts) in enumerate(items):
+        queue = queues.setdefault(partition, [])
+        last = queue[-1][0] if queue else -(1 << 62)
+        queue.append((last if ts is None else max(ts, last), index))
+    heads = dict.fromkeys(queues, 0)
+    heap = [(q[0][0], p) for p, q in queues.items()]
+    heapq.heapify(heap)
+    local = dict(positions)
+    active = list(active)
+    order: list[int] = []
+    while heap:
+        ts, partition = heap[0]
+        blocked = any(
+            heads.get(p, 0) >= len(queues.get(p, ())) and local.get(p, -(1 << 62)) < ts
+            for p in active
+            if p != partition
+        )
+        if blocked:
+            break
+        heapq.heappop(heap)
+        queue = queues[partition]
+        order.append(queue[heads[partition]][1])
+        local[partition] = max(local.get(partition, ts), ts)
+        heads[partition] += 1
+        if heads[partition] < len(queue):
+            heapq.heappush(heap, (queue[heads[partition]][0], partition))
+    held = {p: items[queues[p][heads[p]][1]][1] for p in queues if heads[p] < len(queues[p])}
+    return order, held
