@@ -11,13 +11,15 @@ and Redis blob (benchmarks/peers/transform.py) in their own virtualenvs (venvs.p
 Every contender is measured the same way, from outside: each symbol's Redis feature blob
 carries the event time of the last tick applied, which the pre-filled ticks turn into a
 count of ticks done; sampled every 0.1 s, the rate is (done at the end - done at the first
-sample with any) / elapsed, so start-up is excluded for all. Each round runs every
-contender once, in an order rotated per round; ratios are taken within a round.
+sample with any) / elapsed, so start-up is excluded for all, and the process's CPU per tick
+over the same span (/proc). Each round runs every contender once, in an order rotated per
+round; ratios (of rates, and of ticks per CPU second) are taken within a round.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -30,6 +32,7 @@ import redis
 from confluent_kafka.admin import AdminClient
 
 from backtesting.namespace import reset_namespace
+from monitoring.lag import collect_lag
 from sinks import redis_keys
 from streams.topics import apply_topics
 from tickcast.config import Settings
@@ -65,34 +68,62 @@ class Progress:
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc; 0 once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     progress: Progress,
-    alive: Callable[[], bool],
-    stall_s: float = 3.0,
+    running: Callable[[], bool],
+    pid: int,
     timeout_s: float = 900.0,
     every_s: float = 0.1,
 ) -> dict[str, float]:
-    """Sample until the count stops moving (``stall_s``) or the process ended; the rate from
-    the first sample with progress to the first sample at the final count."""
-    samples: list[tuple[float, int]] = []
+    """Sample until the contender says it is through (``running`` false before a sample);
+    the rate from the first sample with progress to the first sample at the final count,
+    and the process's CPU per tick over the same span (steadier on a shared machine)."""
+    samples: list[tuple[float, int, float]] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now, done = time.monotonic(), progress.done()
-        samples.append((now, done))
-        moved = [t for t, d in samples if d == done]
-        if done and (now - moved[0] > stall_s or not alive()):
+        through = not running()
+        now, done, cpu = time.monotonic(), progress.done(), cpu_seconds(pid)
+        samples.append((now, done, cpu))
+        if through:
             break
-        if not done and not alive():
-            raise RuntimeError("the contender ended before writing anything (see its log)")
         time.sleep(every_s)
     final = samples[-1][1]
+    if not final:
+        raise RuntimeError("the contender wrote no feature (see its log)")
     start = next(s for s in samples if s[1] > 0)
     end = next(s for s in samples if s[1] == final)
+    ticks = max(end[1] - start[1], 1)
     return {
         "ticks_done": final,
-        "ticks_per_s": round((end[1] - start[1]) / max(end[0] - start[0], 1e-9)),
+        "ticks_per_s": round(ticks / max(end[0] - start[0], 1e-9)),
         "measured_s": round(end[0] - start[0], 2),
+        "cpu_us_per_tick": round((end[2] - start[2]) / ticks * 1e6, 2),
     }
+
+
+def committing(settings: Settings, total: int, every_s: float = 0.5) -> Callable[[], bool]:
+    """For the worker, which never ends: true until its group's committed offsets on the ticks
+    topic reach ``total`` (a commit covers outputs flushed and state snapshotted)."""
+    topic, last = settings.topic("ticks"), [0.0, True]
+
+    def running() -> bool:
+        if time.monotonic() - last[0] >= every_s:
+            rows = collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
+            done = sum(max(r.committed, 0) for r in rows if r.topic == topic)
+            last[:] = [time.monotonic(), done < total]
+        return bool(last[1])
+
+    return running
 
 
 def fill(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
@@ -141,8 +172,10 @@ def run_one(
         fresh_outputs(settings)
         own = settings.model_copy(update={"consumer_group": group, "redis_key_prefix": prefix})
         worker = ServiceProcess(own, ["worker", "--metrics-port", "0"], log).start()
+        through = committing(own, progress.total)
         try:
-            return measure(progress, worker.running)
+            assert worker.proc is not None
+            return measure(progress, lambda: worker.running() and through(), worker.proc.pid)
         finally:
             worker.stop()
     common = [
@@ -166,7 +199,7 @@ def run_one(
     with log.open("w") as out:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         try:
-            result = measure(progress, lambda: proc.poll() is None)
+            result = measure(progress, lambda: proc.poll() is None, proc.pid)
             proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
@@ -201,6 +234,7 @@ def compare(
         return Progress(client, prefix, ts_by_symbol)
 
     rates: dict[str, list[float]] = {c: [] for c in contenders}
+    cpu: dict[str, list[float]] = {c: [] for c in contenders}
     per_round: list[dict[str, Any]] = []
     try:
         for r in range(rounds):
@@ -210,23 +244,34 @@ def compare(
                 result = run_one(name, settings, f"{name}{r}", pythons, progress_of, logs)
                 row[name] = result
                 rates[name].append(result["ticks_per_s"])
+                cpu[name].append(result["cpu_us_per_tick"])
                 print(json.dumps({"round": r, "contender": name, **result}), flush=True)
             row["ratios"] = ratios({c: row[c]["ticks_per_s"] for c in contenders})
+            # ticks per CPU second: the same ratios, less moved by other work on the machine
+            row["cpu_ratios"] = ratios({c: 1e6 / row[c]["cpu_us_per_tick"] for c in contenders})
             per_round.append(row)
-            print(json.dumps({"round": r, "ratios": row["ratios"]}), flush=True)
+            print(json.dumps({k: row[k] for k in ("round", "ratios", "cpu_ratios")}), flush=True)
     finally:
         client.close()
         cleanup(settings)
-    medians = {c: round(float(np.median(v))) for c, v in rates.items()}
-    within = [row["ratios"] for row in per_round]
     return {
         "ticks": len(records),
         "rounds": rounds,
         "ticks_per_s": rates,
-        "median_ticks_per_s": medians,
-        "ratios_per_round": within,
-        "median_ratios": {k: round(float(np.median([w[k] for w in within])), 3) for k in within[0]},
+        "median_ticks_per_s": {c: round(float(np.median(v))) for c, v in rates.items()},
+        "ratios_per_round": [row["ratios"] for row in per_round],
+        "median_ratios": medians([row["ratios"] for row in per_round]),
+        "target": "tickcast/fastest_peer >= 2 (issue #18 item 4)",
+        "cpu_us_per_tick": cpu,
+        "median_cpu_us_per_tick": {c: round(float(np.median(v)), 2) for c, v in cpu.items()},
+        "cpu_ratios_per_round": [row["cpu_ratios"] for row in per_round],
+        "median_cpu_ratios": medians([row["cpu_ratios"] for row in per_round]),
     }
+
+
+def medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per key, the median over the rounds."""
+    return {k: round(float(np.median([row[k] for row in rows])), 3) for k in rows[0]}
 
 
 def ratios(rate: dict[str, float]) -> dict[str, float]:
