@@ -9,9 +9,11 @@ registers the feature list the state returned (:meth:`BatchRows.bind`) and calls
 *k*-th queued bar of every symbol) and the 158 values written into the registered lists in
 place, so every record gets the per-symbol indicator's values, bit for bit.
 
-A stand-in pickles as the plain :class:`Alpha158` of its row
-(:func:`~indicators.alpha158.vector.to_state`): snapshots keep the per-symbol format, and a
-restored state attaches again (:func:`~indicators.alpha158.vector.load_state`).
+A stand-in pickles as its row's arrays (:func:`~indicators.alpha158.vector.row_payload`,
+~12 kB of float64, about as small as a per-symbol :class:`Alpha158` and far cheaper to make);
+it unpickles as a stand-in on a one-row engine of its own that applies bars at once, until a
+:class:`BatchRows` attaches it and copies the row in. A per-symbol :class:`Alpha158` (an
+older snapshot) attaches too (:func:`~indicators.alpha158.vector.load_state`).
 
 >>> from indicators.bar import Bar
 >>> from indicators.feature_set import FeatureSet, spec
@@ -30,14 +32,20 @@ True
 
 from __future__ import annotations
 
-import copyreg
 from collections.abc import Sequence
-from typing import Any, Protocol, SupportsIndex
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from indicators.alpha158.state import Alpha158, bar_vwap
-from indicators.alpha158.vector import Alpha158Batch, load_state, to_state
+from indicators.alpha158.vector import (
+    Alpha158Batch,
+    load_state,
+    put_row_payload,
+    row_payload,
+    to_state,
+)
 from indicators.bar import Bar
 from indicators.base import Indicator
 
@@ -64,25 +72,49 @@ class Alpha158Row(Alpha158):
         self._n = int(rows.batch.t[row] > 0)
 
     def update_bar(self, bar: Bar) -> None:
-        self.rows.queue(self.row, bar)
         self._n = 1
+        if self.rows.standalone:  # no feature stage flushes for it: apply at once
+            self.out = tuple(self.rows.batch.update(np.array([self.row]), *_fields([bar]))[0])
+        else:
+            self.rows.queue(self.row, bar)
 
     def update(self, o: float, h: float, lo: float, c: float, v: float, vwap: float) -> None:
         raise TypeError("an Alpha158Row is updated through its BatchRows (update_bar, flush)")
 
-    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
-        # Snapshots hold the per-symbol value (queued bars are flushed before any snapshot).
-        # (A reduce naming the plain class: pickle refuses ``__newobj__`` of another class.)
-        plain = to_state(self.rows.batch, self.row).__reduce_ex__(protocol)
-        assert isinstance(plain, tuple)
-        rebuild = copyreg._reconstructor  # type: ignore[attr-defined]  # stdlib, untyped
-        return (rebuild, (Alpha158, object, None), *plain[2:])
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A snapshot holds the row's arrays as bytes (queued bars are flushed before any
+        # snapshot); pickling costs a copy, not the ~1 ms of building a per-symbol Alpha158.
+        return (standalone_row, (row_payload(self.rows.batch, self.row),))
+
+    def to_plain(self) -> Alpha158:
+        """The per-symbol :class:`Alpha158` with this row's state."""
+        return to_state(self.rows.batch, self.row)
+
+
+def standalone_row(payload: bytes) -> Alpha158Row:
+    """An unpickled row: a one-row engine of its own, updated bar by bar until a
+    :class:`BatchRows` attaches it (which copies the row in)."""
+    rows = BatchRows(1, standalone=True)
+    put_row_payload(rows.batch, 0, payload)
+    row = Alpha158Row(rows, 0)
+    if row._n:
+        row.out = tuple(rows.batch.last_out[0].tolist())
+    return row
+
+
+def _fields(bars: Sequence[Bar]) -> tuple[npt.NDArray[np.float64], ...]:
+    """Columns open, high, low, close, volume and ``$vwap`` of ``bars``."""
+    o, h, lo, c, v = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in bars]).T
+    vwap = np.fromiter(map(bar_vwap, bars), np.float64, len(bars))
+    return o, h, lo, c, v, vwap
 
 
 class BatchRows:
     """Symbols' Alpha158 rows in one engine, a queue of their bars, and the lists to fill."""
 
-    def __init__(self, capacity: int = 64) -> None:
+    def __init__(self, capacity: int = 64, *, standalone: bool = False) -> None:
+        self.standalone = standalone
+        """One symbol outside a feature stage: its bars apply at once, nothing is queued."""
         self.batch = Alpha158Batch(capacity)
         self.row_of: dict[str, int] = {}
         self._queued: list[tuple[int, Bar]] = []
@@ -92,13 +124,14 @@ class BatchRows:
     def attach(self, symbol: str, state: IndicatorHolder) -> None:
         """Make ``state``'s Alpha158 (if any) a row of this engine, carrying its values."""
         for i, ind in enumerate(state.indicators):
-            if isinstance(ind, Alpha158Row):
-                if ind.rows is self:
-                    return
-                ind = to_state(ind.rows.batch, ind.row)  # another engine's row
+            if isinstance(ind, Alpha158Row) and ind.rows is self:
+                return
             if isinstance(ind, Alpha158):
                 row = self._row(symbol)
-                load_state(self.batch, row, ind)
+                if isinstance(ind, Alpha158Row):  # restored, or another engine's: copy the row
+                    put_row_payload(self.batch, row, row_payload(ind.rows.batch, ind.row))
+                else:  # a per-symbol value (an older snapshot)
+                    load_state(self.batch, row, ind)
                 stand_in = Alpha158Row(self, row)
                 stand_in.out = ind.out
                 state.replace(i, stand_in)
@@ -129,15 +162,13 @@ class BatchRows:
         if not queued:
             return 0
         rows = np.fromiter((r for r, _ in queued), np.int64, len(queued))
-        fields = np.array([(b.open, b.high, b.low, b.close, b.volume) for _, b in queued])
         seen: dict[int, int] = {}
         rank = np.empty(len(queued), dtype=np.int64)
         for i, r in enumerate(rows.tolist()):
             rank[i] = seen[r] = seen.get(r, -1) + 1
         by_round = np.argsort(rank, kind="stable")
         bounds = np.searchsorted(rank[by_round], np.arange(int(rank.max()) + 2))
-        o, h, lo, c, v = fields.T
-        vwap = np.fromiter((bar_vwap(b) for _, b in queued), np.float64, len(queued))
+        o, h, lo, c, v, vwap = _fields([b for _, b in queued])
         width = Alpha158.n_outputs
         for k in range(len(bounds) - 1):
             at = by_round[bounds[k] : bounds[k + 1]]

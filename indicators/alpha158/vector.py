@@ -611,3 +611,34 @@ def load_state(batch: Alpha158Batch, row: int, a: Alpha158) -> None:
         batch.r_anchor[row, j], batch.r_n[row, j] = reg.anchor, reg.n
         batch.r_sx[row, j], batch.r_sxx[row, j] = reg.sx, reg.sxx
         batch.r_sy[row, j], batch.r_syy[row, j], batch.r_sxy[row, j] = reg.sy, reg.syy, reg.sxy
+
+
+#: The per-row state arrays, in the order of a row's payload (``t`` travels as a float).
+_ROW_FIELDS = (
+    "t", "pc", "pv", "m_n", "m_mean", "m_m2", "m_last", "m_run", "s_n", "s_total", "s_last",
+    "s_run", "p_n", "p_mx", "p_my", "p_m2x", "p_m2y", "p_cxy", "r_anchor", "r_n", "r_sx",
+    "r_sxx", "r_sy", "r_syy", "r_sxy", "last_out",
+)  # fmt: skip
+
+
+def row_payload(batch: Alpha158Batch, row: int) -> bytes:
+    """Row ``row``'s whole state as float64 bytes (~12 kB): a snapshot's compact form."""
+    parts = [np.ravel(getattr(batch, name)[row]).astype(np.float64) for name in _ROW_FIELDS]
+    parts.append(np.ravel(batch.hist[row, :, :_L]))
+    return np.concatenate(parts).tobytes()
+
+
+def put_row_payload(batch: Alpha158Batch, row: int, payload: bytes) -> None:
+    """Inverse of :func:`row_payload`: the state in ``payload`` becomes row ``row``."""
+    flat = np.frombuffer(payload, dtype=np.float64)
+    at = 0
+    for name in _ROW_FIELDS:
+        dest = getattr(batch, name)
+        size = int(np.prod(dest.shape[1:], dtype=np.int64))
+        dest[row] = flat[at : at + size].reshape(dest.shape[1:])
+        at += size
+    hist = flat[at:].reshape(_S, _L)
+    if hist.size != _S * _L:
+        raise ValueError(f"bad Alpha158 row payload of {len(payload)} bytes")
+    batch.hist[row, :, :_L] = hist
+    batch.hist[row, :, _L:] = hist

@@ -78,14 +78,27 @@ def test_records_equal_the_per_symbol_state_for_any_batch_cut(
     np.testing.assert_array_equal(g, w)
 
 
-def test_snapshots_keep_the_per_symbol_format(bars: pd.DataFrame) -> None:
+def test_snapshots_are_compact_row_slices_that_restore_anywhere(bars: pd.DataFrame) -> None:
     fs = feature_set("alpha158")
-    engine = FeatureEngine(fs)
-    out = engine.process(_raw(bars)[:200], lambda s, p: None, NOW_MS)
+    records = _raw(bars)
+    out = FeatureEngine(fs).process(records[:200], lambda s, p: None, NOW_MS)
     state = out.touched["S1"]
     assert isinstance(state.features.indicators[0], Alpha158Row)  # live: a row of the engine
-    restored = SymbolStream.loads(state.dumps())
+    blob = state.dumps()
+    assert len(blob) < 20_000
+    restored = SymbolStream.loads(blob)
     (ind,) = restored.features.indicators
-    assert type(ind) is Alpha158  # stored: the plain per-symbol indicator
+    assert isinstance(ind, Alpha158Row)
+    assert ind.rows.standalone
     assert np.array_equal(ind.out, state.last_values, equal_nan=True)
-    assert len(pickle.dumps(restored)) < 64_000
+    # outside a feature stage the restored state updates bar by bar, as the per-symbol one
+    plain = ind.to_plain()
+    assert type(plain) is Alpha158
+    rest = bars.iloc[200:][bars.iloc[200:]["symbol"] == "S1"]
+    lone = fs.new_state()
+    lone.replace(0, plain)
+    for bar in to_bars(rest):
+        got = restored.features.update(bar)
+        want = lone.update(bar)
+        assert np.array_equal(got, want, equal_nan=True)
+    assert len(pickle.dumps(plain)) < 64_000
