@@ -25,12 +25,10 @@ from typing import Any
 import numpy as np
 
 from devtools.datasets import load_sp500_daily
-from indicators import compute_frame
-from indicators.feature_sets import feature_set
-from training.dataset import build_dataset
 from training.ic_report import (
     ICConfig,
     ICRow,
+    build_datasets,
     folds_of,
     null_ic_bound,
     oos_scores,
@@ -41,7 +39,6 @@ from training.ic_report import (
     to_json,
     to_markdown,
 )
-from training.point_in_time import keyed
 
 
 def main() -> None:
@@ -68,26 +65,16 @@ def main() -> None:
         cost_bps=args.cost_bps, n_estimators=args.n_estimators,
     )  # fmt: skip
     t0 = time.perf_counter()
-    union = feature_set("classic+alpha158")
-    features = keyed(compute_frame(bars, union))
+    datasets = build_datasets(bars, (*config.feature_sets, "alpha158"), config.horizon)
     features_s = time.perf_counter() - t0
-    datasets = {}
-    for name in config.feature_sets:
-        fs = feature_set(name)
-        datasets[name] = build_dataset(
-            bars, features, list(fs.names), config.horizon, drop_incomplete=False,
-            version=fs.version,
-        )  # fmt: skip
+    alpha = datasets["alpha158"]
+    datasets = {name: datasets[name] for name in config.feature_sets}
     t0 = time.perf_counter()
     rows = run_ic_table(datasets, config, bars, step=lambda s: print(s, flush=True))
     table_s = time.perf_counter() - t0
 
     # canaries on alpha158, LightGBM, seed 0
     t0 = time.perf_counter()
-    alpha = datasets.get("alpha158") or build_dataset(
-        bars, features, list(feature_set("alpha158").names), config.horizon,
-        drop_incomplete=False,
-    )  # fmt: skip
     canaries: dict[str, Any] = {}
     for label, ds in (("shuffled", shuffled(alpha, 0)), ("peeking", peeking(alpha, 1))):
         preds = oos_scores(ds, "lightgbm", config.walk_forward("lightgbm", 0))

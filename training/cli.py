@@ -446,6 +446,15 @@ def train_command(
         str | None,
         typer.Option(help="Base models of --model stack, comma-separated (stateless ones)."),
     ] = None,
+    report: Annotated[
+        str,
+        typer.Option(
+            help="walk-forward (train and register) | ic: only the IC table of --model on "
+            "--feature-set over every bar, in Qlib's layout (docs/models.md; nothing registered)."
+        ),
+    ] = "walk-forward",
+    seeds: Annotated[int, typer.Option(help="--report ic: seeds from --seed on.")] = 5,
+    topk: Annotated[int, typer.Option(help="--report ic: names per leg of the book.")] = 50,
 ) -> None:
     """Walk-forward evaluate, fit and register direction models (XGBoost, LightGBM)."""
     from tickcast.config import load_settings
@@ -476,6 +485,11 @@ def train_command(
         side_news=side_news, side_macro=tuple(side_macro), tune=tune, stack_bases=bases,
     )  # fmt: skip
     settings = load_settings()
+    if report not in ("walk-forward", "ic"):
+        raise typer.BadParameter("--report takes walk-forward or ic")
+    if report == "ic":
+        _ic_report(options, settings, seeds, topk)
+        return
     steps = 1 + len(options.horizons) * (1 + 2 * len(options.models))
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -498,6 +512,40 @@ def train_command(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     _print(outcomes, facts)
+
+
+def _ic_report(options: TrainOptions, settings: Settings, seeds: int, topk: int) -> None:
+    """``--report ic``: the IC table of ``options.models`` on ``options.feature_set``."""
+    import json
+
+    from training.ic_report import ICConfig, build_datasets, run_ic_table, to_json, to_markdown
+
+    config = ICConfig(
+        feature_sets=(options.feature_set,), models=options.models,
+        seeds=tuple(range(options.seed, options.seed + max(seeds, 1))),
+        horizon=options.horizons[0], n_splits=options.splits, topk=topk,
+        cost_bps=options.cost_bps, n_estimators=options.n_estimators,
+    )  # fmt: skip
+    began = time.perf_counter()
+    try:
+        bars = load_bars(options)
+        datasets = build_datasets(bars, config.feature_sets, config.horizon)
+        with console.status("IC table") as status:
+            rows = run_ic_table(datasets, config, bars, step=status.update)
+    except TickcastError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    facts = {"symbols": int(bars["symbol"].nunique()), "bars": len(bars),
+             "total_s": round(time.perf_counter() - began, 1)}  # fmt: skip
+    out = settings.data_dir / "reports" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(rows)
+    (out / "ic_table.md").write_text(markdown + "\n", encoding="utf-8")
+    (out / "ic_table.json").write_text(
+        json.dumps(to_json(rows, config, facts), indent=2), encoding="utf-8"
+    )
+    console.print(markdown, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report: {out / 'ic_table.md'} ({facts['total_s']} s)")
 
 
 def _print(outcomes: list[HorizonOutcome], facts: dict[str, Any]) -> None:

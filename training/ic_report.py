@@ -33,7 +33,10 @@ import pandas as pd
 
 from finance.cross_section import long_short_topk, risk_analysis, signal_quality
 from finance.strategies import to_wide
-from training.dataset import Dataset
+from indicators import compute_frame
+from indicators.feature_sets import feature_set, union_of
+from training.dataset import Dataset, build_dataset
+from training.point_in_time import keyed
 from training.splits import Fold
 from training.walk_forward import WalkForwardConfig, fit_model
 
@@ -193,6 +196,22 @@ def peeking(dataset: Dataset, lead: int = 1) -> Dataset:
     frame[names] = frame.groupby("symbol", sort=False)[names].shift(-lead)
     frame = frame.sort_values(["ts_ms", "symbol"], kind="stable").reset_index(drop=True)
     return Dataset(frame, names, dataset.feature_set_version + "-peeking")
+
+
+def build_datasets(
+    bars: pd.DataFrame, names: Iterable[str], horizon: int = 1
+) -> dict[str, Dataset]:
+    """The dataset of each named feature set, from one feature frame of their union (every
+    column is computed independently, so a set's columns equal its own computation)."""
+    wanted = list(names)
+    features = keyed(compute_frame(bars, feature_set(union_of(wanted))))
+    out = {}
+    for name in wanted:
+        fs = feature_set(name)
+        out[name] = build_dataset(
+            bars, features, list(fs.names), horizon, drop_incomplete=False, version=fs.version
+        )
+    return out
 
 
 def run_ic_table(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from devtools.datasets import RegistryUnreachableError, load_sp500_daily
+from devtools.datasets import RegistryUnreachableError, load_sp500_daily, obtain
 from indicators import compute_frame
 from indicators.feature_sets import feature_set
 from training.dataset import Dataset, build_dataset
@@ -16,6 +19,7 @@ from training.ic_report import (
     QLIB_CSI300_LIGHTGBM,
     ICConfig,
     baseline_scores,
+    build_datasets,
     folds_of,
     null_ic_bound,
     oos_scores,
@@ -114,3 +118,38 @@ def test_the_table_has_every_row_with_mean_and_std(alpha158: Dataset, bars: pd.D
     out = to_json(rows, CONFIG, {"symbols": SYMBOLS})
     assert out["rows"][0]["mean"]["ic"] == pytest.approx(model.mean("ic"))
     assert all(v is None or math.isfinite(v) for r in out["rows"] for v in r["mean"].values())
+
+
+def test_each_set_read_from_the_union_equals_its_own_computation(bars: pd.DataFrame) -> None:
+    few = bars[bars["symbol"].isin(sorted(bars["symbol"].unique())[:6])]
+    both = build_datasets(few, ["classic", "alpha158"])
+    for name, ds in both.items():
+        fs = feature_set(name)
+        own = build_dataset(few, compute_frame(few, fs), list(fs.names), 1, drop_incomplete=False)
+        pd.testing.assert_frame_equal(ds.frame, own.frame)
+        assert ds.feature_set_version == fs.version
+
+
+def test_tickcast_train_report_ic_writes_the_table_and_registers_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.cli import app
+
+    cache = obtain("sp500-daily").parent.parent  # the shared data-set cache
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path))
+    args = ["--report", "ic", "--symbols", "24", "--feature-set", "alpha158", "--model",
+            "lightgbm", "--seeds", "2", "--splits", "2", "--n-estimators", "10", "--topk", "5",
+            "--cost-bps", "10", "--cache-dir", str(cache)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [table] = (tmp_path / "reports").glob("*/ic_table.json")
+    out = json.loads(table.read_text())
+    first = out["rows"][0]
+    assert (first["feature_set"], first["model"], len(first["runs"])) == ("alpha158", "lightgbm", 2)
+    assert out["config"]["topk"] == 5
+    assert out["config"]["cost_bps"] == 10
+    assert out["facts"]["symbols"] == 24
+    assert "Qlib LightGBM" in (table.parent / "ic_table.md").read_text()
+    assert not (tmp_path / "mlflow").exists()  # evaluation only
+    bad = CliRunner().invoke(app, ["--report", "nope"])
+    assert bad.exit_code != 0
