@@ -3,7 +3,8 @@
 The direct runner snapshots a share of the dirty symbols per loop turn and commits each
 partition only up to the first tick no written snapshot covers (agents.direct_runner). A
 SIGKILL while ticks are still flowing (the publisher is paced, so the kill lands between
-rolling snapshots) must still give the outcomes of an uninterrupted run (an in-process
+rolling snapshots, and holds its second half until the kill, so the kill is mid-replay however
+loaded the machine) must still give the outcomes of an uninterrupted run (an in-process
 replay of the same ticks), every replayed outcome repeating the first exactly. Committing
 the consumed offsets without that hold-back makes this test fail.
 """
@@ -42,12 +43,16 @@ def test_direct_runner_sigkill_gives_the_uninterrupted_outcomes(
     frame = make_bars(30, 250, seed=17)
     want = _dedupe(_uninterrupted(settings, frame))
     first = WorkerProcess(settings, tmp_path / "worker1.log", "direct").start()
-    publisher = threading.Thread(target=_paced, args=(settings, frame, 0.03), daemon=True)
+    killed = threading.Event()  # the second half of the ticks waits for the kill
+    publisher = threading.Thread(
+        target=_paced, args=(settings, frame, 0.03, (125, killed)), daemon=True
+    )
     publisher.start()
     try:
         seen = read_topic(settings, "outcomes", "Outcome", lambda r: len(r) >= len(want) // 3,
                           alive=first.alive)  # fmt: skip
         first.kill()
+        killed.set()
         assert publisher.is_alive(), "the ticks were all published before the kill"
         second = WorkerProcess(settings, tmp_path / "worker2.log", "direct").start()
         try:
@@ -57,6 +62,7 @@ def test_direct_runner_sigkill_gives_the_uninterrupted_outcomes(
         finally:
             second.stop()
     finally:
+        killed.set()  # also when the test failed before the kill
         publisher.join()
     assert len(_dedupe(seen)) < len(want)
     deduped = _dedupe(got)

@@ -96,11 +96,22 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _paced(settings: Settings, frame: pd.DataFrame, per_step_s: float) -> None:
-    """Publish one timestamp (all symbols) at a time, so batches keep flowing."""
+def _paced(
+    settings: Settings,
+    frame: pd.DataFrame,
+    per_step_s: float,
+    hold: tuple[int, threading.Event] | None = None,
+) -> None:
+    """Publish one timestamp (all symbols) at a time, so batches keep flowing.
+
+    ``hold=(k, event)`` stops after ``k`` timestamps until ``event`` is set, so a test's kill
+    lands mid-replay however slow the machine is.
+    """
     codec, producer = get_codec("Tick"), BatchProducer(settings)
     topic = settings.topic("ticks")
-    for _, step in frame.groupby("ts_ms", sort=True):
+    for i, (_, step) in enumerate(frame.groupby("ts_ms", sort=True)):
+        if hold is not None and i == hold[0]:
+            assert hold[1].wait(timeout=300), "the hold on the publisher was never released"
         for record in tick_records(step, "test"):
             producer.produce(topic, record["symbol"].encode(), codec.encode(record))
         producer.flush()
