@@ -137,6 +137,9 @@ class FeatureEngine:
         self.version = feature_set.version
         self.state_version = feature_set.new_state().version
         """The indicator state's version (the side columns' set shares its base's)."""
+        self.held: dict[int, int] = {}
+        """Per ticks partition, the first offset the last batch left unprocessed (the runner
+        seeks back to it; agents.side_inputs: sector columns not final yet)."""
         self.partition_latest: dict[int, int] = {}
         self.alpha158: BatchRows | None = None
         """Alpha158 of every symbol as rows of one vectorised engine, updated once per batch

@@ -193,11 +193,14 @@ class FeatureStage:
         for symbol, offset in out.first_offsets.items():
             if symbol not in since:
                 since[symbol] = offset
-        handled = self.handled
+        handled, held, taken = self.handled, self.engine.held, 0
         for raw in records:
+            if raw.offset >= held.get(raw.partition, raw.offset + 1):
+                continue  # left for a later batch: the runner seeks back to it
+            taken += 1
             if raw.offset >= handled.get(raw.partition, -1):
                 handled[raw.partition] = raw.offset + 1
-        self._count(len(records), out)
+        self._count(taken, out)
         return out
 
     def _produce_predictions(self, predictions: list[Prediction]) -> None:

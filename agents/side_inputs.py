@@ -16,10 +16,22 @@ state snapshot (``SymbolStream.extra["sector"]``) with the indicators.
 
 Before each batch :meth:`SideInputs.poll` takes whatever side records have arrived; every
 record is counted in ``tickcast_side_records_total{topic, outcome}``.
+
+**Sector columns on several partitions** (:class:`SectorSync`, ``TICKCAST_SIDE_SECTOR_SYNC``,
+on by default): every worker publishes its accepted bars' returns and, per ticks partition
+it processed, a watermark (the time before which that partition is done) to
+``sector-returns`` (partitioned like ``ticks``), and reads all of it into a
+:class:`~sidestreams.sector_sync.BroadcastBoard`. A batch's records are taken in event-time
+order while their sector columns are final (:func:`~sidestreams.sector_sync.plan_batch`);
+the rest is left in Kafka (:attr:`FeatureEngine.held`: the direct runner seeks back to it),
+so nothing is held in memory and the commit rule is untouched. A partition whose position
+has not risen for ``TICKCAST_SIDE_SECTOR_IDLE_S`` stops holding the others (rows then
+processed count as ``outcome="not_final"`` under ``topic="sector-returns"``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -32,8 +44,10 @@ from indicators.feature_set import FeatureSet
 from schemas.records import MacroObservation, NewsItem
 from sidestreams.features import SideFeatureSet, SideSpec, SideState
 from sidestreams.sector import SymbolReturns
+from sidestreams.sector_sync import BroadcastBoard, PartitionWatermark, plan_batch
 from streams.codec import AvroCodec
 from streams.consumers import reader
+from streams.producer import BatchProducer
 from streams.raw_record import RawRecord
 from streams.validation import ValidationRules
 from tickcast.config import Settings
@@ -42,8 +56,84 @@ from tickcast.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-MACRO, NEWS = "macro", "news"
+MACRO, NEWS, RETURNS = "macro", "news", "sector-returns"
 _DRAIN = 10_000
+_RETURN, _MARK = "bar-return", "watermark"
+"""``feature_set_version`` of a ``sector-returns`` record: a bar's return, or a watermark."""
+
+
+class SectorSync:
+    """This worker's side of the broadcast sector board (see the module docstring)."""
+
+    def __init__(self, settings: Settings, spec: SideSpec, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.board = BroadcastBoard(spec.sectors or {}, spec.max_records)
+        self.mark = PartitionWatermark()
+        self.topic = settings.topic(RETURNS)
+        self.ticks = settings.topic("ticks")
+        self.codec = AvroCodec("feature_vector")
+        self.producer: BatchProducer | None = None
+        self.own: dict[tuple[str, int], float] = {}
+        """Returns of this batch's bars, published after it."""
+        self.advanced: dict[int, float] = {}
+        self.nonempty: set[int] = set()
+        self.opened = self.checked = 0.0
+
+    def observe(self, partition: int, ts: int) -> None:
+        """``partition`` is done before ``ts`` (its position rose: it is not idle)."""
+        if ts > self.mark.latest.get(partition, -1):
+            self.mark.observe(partition, ts)
+            self.advanced[partition] = time.monotonic()
+
+    def take(self, partition: int, value: bytes | None) -> None:
+        """Apply one ``sector-returns`` record (a return, or a watermark)."""
+        try:
+            if value is None:
+                raise SchemaError("UNDECODABLE", "empty (tombstone) payload")
+            record = self.codec.decode(value)
+            kind, ts, values = record["feature_set_version"], record["ts"], record["values"]
+            if kind == _RETURN and len(values) == 1 and math.isfinite(values[0]):
+                self.board.add(record["symbol"], ts, values[0])
+            elif kind != _MARK:
+                raise SchemaError("UNKNOWN_KIND", f"not a return or a watermark: {kind!r}")
+            self.observe(partition, ts)
+            outcome = "applied"
+        except SchemaError as exc:
+            log.warning("side record refused", topic=RETURNS, error=str(exc)[:300])
+            outcome = "refused"
+        self.metrics.side_records.labels(topic=RETURNS, outcome=outcome).inc()
+
+    def active(self, consumer: Consumer) -> list[int]:
+        """Ticks partitions that hold records and whose position rose within the idle time."""
+        now = time.monotonic()
+        if now - self.checked > 10.0:
+            self.checked = now
+            meta = consumer.list_topics(self.ticks, timeout=10).topics[self.ticks].partitions
+            for p in meta:
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.ticks, p), 10)
+                if high > low:
+                    self.nonempty.add(p)
+        idle = self.settings.side_sector_idle_s
+        return sorted(p for p in self.nonempty if now - self.advanced.get(p, self.opened) <= idle)
+
+    def publish(self, out: BatchOutput, done: dict[int, int]) -> None:
+        """Publish the batch's returns, then each processed partition's watermark."""
+        assert self.producer is not None
+        produce, encode = self.producer.produce, self.codec.encode
+        for row in out.features:
+            ret = self.own.pop((row["symbol"], row["ts"]), None)
+            partition = row.get("source_partition")
+            if ret is not None and partition is not None:
+                record = {"symbol": row["symbol"], "ts": row["ts"],
+                          "feature_set_version": _RETURN, "values": [ret]}  # fmt: skip
+                produce(self.topic, row["symbol"].encode(), encode(record), partition=partition)
+        self.own.clear()
+        for partition, ts in done.items():
+            mark = {"symbol": "", "ts": ts, "feature_set_version": _MARK, "values": []}
+            produce(self.topic, None, encode(mark), partition=partition)
+            self.observe(partition, ts)
+        self.producer.flush()
 
 
 class SideInputs:
@@ -54,11 +144,20 @@ class SideInputs:
         self.spec = spec
         self.metrics = metrics
         self.state = SideState(spec)
-        self.topics = {MACRO: settings.topic(MACRO), NEWS: settings.topic(NEWS)}
+        self.topics = {MACRO: settings.topic(MACRO), NEWS: settings.topic(NEWS),
+                       RETURNS: settings.topic(RETURNS)}  # fmt: skip
         self.codecs = {MACRO: AvroCodec("macro_observation"), NEWS: AvroCodec("news_item")}
         self.owned: frozenset[int] | None = None
         self.macro: Consumer | None = None
         self.news: Consumer | None = None
+        self.returns: Consumer | None = None
+        self.sync = (
+            SectorSync(settings, spec, metrics)
+            if spec.sectors is not None and settings.side_sector_sync
+            else None
+        )
+        """The broadcast sector board (``None``: each worker's own board, exact on one
+        partition only)."""
 
     # --- records ----------------------------------------------------------------------------
     def apply(self, kind: str, key: bytes | None, value: bytes | None) -> str:
@@ -92,7 +191,12 @@ class SideInputs:
                 board.adopt(symbol, saved)
         values = self.state.update(symbol, ts, close)
         if board is not None:
-            extra["sector"] = board.symbols[symbol]
+            mine = extra["sector"] = board.symbols[symbol]
+            if self.sync is not None:  # the broadcast board's answer, and this bar's return
+                values[-4:] = self.sync.board.features(symbol, ts)
+                if mine.ret_ts == ts:
+                    self.sync.board.add(symbol, ts, mine.ret)
+                    self.sync.own[(symbol, ts)] = mine.ret
         return values
 
     # --- consumers --------------------------------------------------------------------------
@@ -102,15 +206,25 @@ class SideInputs:
         self.macro = reader(self.settings, group)
         self.news = reader(self.settings, group)
         self._catch_up(MACRO, self.macro, [0])
+        if self.sync is not None:
+            self.sync.producer = BatchProducer(self.settings)
+            self.returns = reader(self.settings, group)
+            topic = self.topics[RETURNS]
+            meta = self.returns.list_topics(topic, timeout=10).topics[topic].partitions
+            self._catch_up(RETURNS, self.returns, sorted(meta))
+            self.sync.opened = time.monotonic()
 
     def close(self) -> None:
         """Close the consumers (worker shutdown); a later batch would open them again."""
         closed = 0
-        for consumer in (self.macro, self.news):
+        for consumer in (self.macro, self.news, self.returns):
             if consumer is not None:
                 consumer.close()
                 closed += 1
-        self.macro = self.news = None
+        self.macro = self.news = self.returns = None
+        if self.sync is not None and self.sync.producer is not None:
+            self.sync.producer.flush(timeout=10.0)
+            self.sync.producer = None
         self.owned = None
         if closed:
             log.info("side consumers closed", consumers=closed)
@@ -128,6 +242,11 @@ class SideInputs:
             for message in consumer.consume(_DRAIN, timeout=0):
                 if message.error() is None:
                     self.apply(kind, message.key(), message.value())
+        if self.sync is not None and self.returns is not None:
+            for message in self.returns.consume(_DRAIN, timeout=0):
+                partition = message.partition()
+                if message.error() is None and partition is not None:
+                    self.sync.take(partition, message.value())
 
     def _catch_up(
         self, kind: str, consumer: Consumer, partitions: list[int], timeout_s: float = 60.0
@@ -149,7 +268,10 @@ class SideInputs:
                 partition, offset = message.partition(), message.offset()
                 if message.error() is not None or partition is None or offset is None:
                     continue
-                self.apply(kind, message.key(), message.value())
+                if kind == RETURNS and self.sync is not None:
+                    self.sync.take(partition, message.value())
+                else:
+                    self.apply(kind, message.key(), message.value())
                 applied += 1
                 if offset + 1 >= ends.get(partition, 0):
                     ends.pop(partition, None)
@@ -173,10 +295,43 @@ class SideFeatureEngine(FeatureEngine):
 
     def process(self, records: Sequence[RawRecord], load: StateLoader, now_ms: int) -> BatchOutput:
         """Take the side records that arrived (opening the consumers at first), then run."""
-        if self.side_inputs.macro is None:
-            self.side_inputs.open()
-        self.side_inputs.poll(self.owned())
-        return super().process(records, load, now_ms)
+        inputs = self.side_inputs
+        if inputs.macro is None:
+            inputs.open()
+        inputs.poll(self.owned())
+        sync = inputs.sync
+        if sync is None or inputs.returns is None:
+            return super().process(records, load, now_ms)
+        items = [(r.partition, r.offset, self._event_time(r)) for r in records]
+        active = sync.active(inputs.returns)
+        order, self.held = plan_batch(items, sync.mark.latest, active)
+        out = super().process([records[i] for i in order], load, now_ms)
+        done: dict[int, int] = {}  # per processed partition, the time before which it is done
+        for i in order:
+            partition, _, ts = items[i]
+            if ts is not None and ts > done.get(partition, -1):
+                done[partition] = ts
+        for partition, offset in self.held.items():
+            head = next(ts for p, o, ts in items if p == partition and o == offset)
+            if head is not None:  # everything of the partition before it is done
+                done[partition] = max(done.get(partition, -1), head)
+        if len(active) < len(sync.nonempty) and out.features:
+            self.metrics_not_final(len(out.features))
+        sync.publish(out, done)
+        return out
+
+    def _event_time(self, record: RawRecord) -> int | None:
+        """The tick's event time (``None``: undecodable; the engine dead-letters it)."""
+        if record.value is None:
+            return None
+        try:
+            return int(self.codec.decode(record.value)["ts"])
+        except (SchemaError, ValueError):
+            return None
+
+    def metrics_not_final(self, rows: int) -> None:
+        """Rows whose sector columns were answered while an idle partition was left out."""
+        self.side_inputs.metrics.side_records.labels(topic=RETURNS, outcome="not_final").inc(rows)
 
     def close(self) -> None:
         """Close the side consumers (called by the stage at worker shutdown)."""

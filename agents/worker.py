@@ -34,7 +34,7 @@ from sidestreams.feature_sets import configured, named, split, union
 from sidestreams.features import SideFeatureSet, SideSpec, spec_from_settings
 from streams.validation import ValidationRules
 from tickcast.config import Settings
-from tickcast.errors import TickcastError
+from tickcast.errors import ConfigError, TickcastError
 from tickcast.metrics import Metrics, get_metrics, serve_metrics
 
 if TYPE_CHECKING:
@@ -117,8 +117,15 @@ def build_worker_app(
     from agents.features_agent import register_feature_agent
     from streams.faust_app import faust_app
 
+    stage = build_stage(settings, metrics)
+    if isinstance(stage.engine, SideFeatureEngine) and stage.engine.side_inputs.sync is not None:
+        # the sector board leaves non-final records in Kafka: only the direct runner seeks back
+        raise ConfigError(
+            "the faust runner cannot run the broadcast sector board: use the direct runner, "
+            "or TICKCAST_SIDE_SECTOR_SYNC=false (sector columns exact on one partition only)"
+        )
     app = faust_app(settings)
-    return app, register_feature_agent(app, build_stage(settings, metrics))
+    return app, register_feature_agent(app, stage)
 
 
 def run_worker(

@@ -117,6 +117,15 @@ class Settings(BaseSettings):
     side_max_records: int = Field(
         4096, ge=2, description="Most records an as-of table keeps (per series, per symbol)."
     )
+    side_sector_sync: bool = Field(
+        True, description="Sector columns from every worker's bar returns (the sector-returns "
+        "topic), each row answered once final: equal to training on any number of partitions "
+        "and workers (direct runner); false: each worker's own symbols, in arrival order.",
+    )  # fmt: skip
+    side_sector_idle_s: float = Field(
+        30.0, gt=0, description="A ticks partition whose position has not risen for this long "
+        "stops holding the sector columns of the others (its rows count as not final).",
+    )  # fmt: skip
     feed_api_key: SecretStr = Field(
         SecretStr(""), description="API key of the market-data vendor of `tickcast feed` "
         "(Polygon.io or Alpha Vantage).",

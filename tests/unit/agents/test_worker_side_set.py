@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from agents.side_inputs import SideFeatureEngine
-from agents.worker import build_stage, choose_feature_set
+from agents.worker import build_stage, build_worker_app, choose_feature_set
 from sidestreams.feature_sets import named
 from tickcast.config import Settings
+from tickcast.errors import ConfigError
 from tickcast.metrics import Metrics
 from training.champion import PackagedModel
 from training.models import make_model
@@ -49,3 +51,11 @@ def test_a_model_trained_with_side_features_records_and_selects_its_set(tmp_path
     assert choose_feature_set(settings)[0] == "classic+side"
     stage = build_stage(settings, Metrics())
     assert stage.engine.feature_set.names == fs.names
+
+
+def test_the_faust_runner_refuses_the_broadcast_sector_board(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, side_features=True, scoring_enabled=False)
+    with pytest.raises(ConfigError, match="direct runner"):
+        build_worker_app(settings, Metrics())
+    off = settings.model_copy(update={"side_sector_sync": False})
+    assert build_stage(off, Metrics()).engine.side_inputs.sync is None  # type: ignore[attr-defined]
