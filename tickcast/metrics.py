@@ -83,8 +83,9 @@ DEAD_LETTERS = MetricSpec(
 )  # fmt: skip
 SIDE_RECORDS = MetricSpec(
     "tickcast_side_records_total", "counter",
-    "Side-stream records (macro, news) the worker took, by outcome: applied, late (applied "
-    "from then on, never retroactively), ignored (no feature uses it), refused (bad record).",
+    "Side-stream records (macro, news, sector-returns) the worker took, by outcome: applied, "
+    "late (applied from then on, never retroactively), ignored (no feature uses it), refused "
+    "(bad record), not_final (sector rows answered while an idle partition was left out).",
     ("topic", "outcome"),
 )  # fmt: skip
 WORKER_TURN = _h(
