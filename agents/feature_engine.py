@@ -142,12 +142,17 @@ class FeatureEngine:
         seeks back to it; agents.side_inputs: sector columns not final yet)."""
         self.partition_latest: dict[int, int] = {}
         self.alpha158: BatchRows | None = None
-        """Alpha158 of every symbol as rows of one vectorised engine, updated once per batch
-        in rounds (values bit for bit the per-symbol indicator's; snapshots unchanged)."""
-        if any(isinstance(i, Alpha158) for i in feature_set.new_state().indicators):
-            self.alpha158 = BatchRows()
+        """With :meth:`vectorise_alpha158`: Alpha158 of every symbol as rows of one engine."""
         """Per partition of the ticks topic, the latest event time of an accepted tick (raised
         from a loaded symbol state's ``last_ts`` too): the FUTURE_TIMESTAMP reference."""
+
+    def vectorise_alpha158(self) -> bool:
+        """Update Alpha158 (if the set has it) as rows of one vectorised engine, once per
+        batch in rounds (``TICKCAST_ALPHA158_ENGINE=vector``); values are the per-symbol
+        indicator's bit for bit, snapshots its rows' arrays. True when switched on."""
+        if any(isinstance(i, Alpha158) for i in self.feature_set.new_state().indicators):
+            self.alpha158 = BatchRows()
+        return self.alpha158 is not None
 
     def new_state(self) -> SymbolStream:
         """A fresh symbol state."""

@@ -98,6 +98,8 @@ def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureSt
         spec = spec_from_settings(settings)
         inputs = SideInputs(settings, spec, metrics)
         engine = side = SideFeatureEngine(base, inputs, rules)
+    if settings.alpha158_engine == "vector":
+        engine.vectorise_alpha158()
     log.info("feature_set", name=name, why=why, version=engine.version,
              columns=len(engine.feature_set.names))  # fmt: skip
     stages: list[BatchStage] = []

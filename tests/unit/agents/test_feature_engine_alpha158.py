@@ -18,6 +18,7 @@ import pytest
 from agents.feature_engine import FeatureEngine, SymbolStream
 from indicators.alpha158 import Alpha158
 from indicators.alpha158.rows import Alpha158Row
+from indicators.feature_set import FeatureSet
 from indicators.feature_sets import feature_set
 from tests.unit.agents.test_predictions import NOW_MS, _bars, _raw
 from tests.unit.indicators.conftest import to_bars
@@ -30,6 +31,13 @@ def bars() -> pd.DataFrame:
     frame["volume"] = rng.choice([0.0, 500.0, 1e4, 2.5e4], size=len(frame))
     frame.loc[37, "close"] = -1.0  # refused (BAD_PRICE): no state change, no record
     return frame
+
+
+def vectorised(fs: FeatureSet) -> FeatureEngine:
+    engine = FeatureEngine(fs)
+    assert engine.alpha158 is None  # the default: per-symbol indicators
+    assert engine.vectorise_alpha158()  # TICKCAST_ALPHA158_ENGINE=vector
+    return engine
 
 
 def per_symbol(bars: pd.DataFrame, name: str) -> dict[tuple[str, int], list[float]]:
@@ -56,12 +64,12 @@ def test_records_equal_the_per_symbol_state_for_any_batch_cut(
         state = saved.get(symbol)
         return SymbolStream.loads(state) if isinstance(state, bytes) else state
 
-    engine = FeatureEngine(fs)
+    engine = vectorised(fs)
     got: dict[tuple[str, int], list[float]] = {}
     dead = 0
     for start in range(0, len(records), cut):
         if via_bytes and start:
-            engine = FeatureEngine(fs)  # a restart: only the snapshots survive
+            engine = vectorised(fs)  # a restart: only the snapshots survive
         out = engine.process(records[start : start + cut], load, NOW_MS)
         dead += len(out.dead_letters)
         for record in out.features:
@@ -81,7 +89,7 @@ def test_records_equal_the_per_symbol_state_for_any_batch_cut(
 def test_snapshots_are_compact_row_slices_that_restore_anywhere(bars: pd.DataFrame) -> None:
     fs = feature_set("alpha158")
     records = _raw(bars)
-    out = FeatureEngine(fs).process(records[:200], lambda s, p: None, NOW_MS)
+    out = vectorised(fs).process(records[:200], lambda s, p: None, NOW_MS)
     state = out.touched["S1"]
     assert isinstance(state.features.indicators[0], Alpha158Row)  # live: a row of the engine
     blob = state.dumps()
