@@ -291,7 +291,12 @@ class Scorer:
         try:
             began = time.perf_counter()
             part = matrix if chosen is None else matrix[chosen]
-            contributions = model.contributions(part) if len(part) else None
+            if not len(part):
+                contributions = None
+            elif getattr(model, "stateful", False):  # the LSTM: from the pre-step states
+                contributions = model.contributions(part, chosen)
+            else:
+                contributions = model.contributions(part)
             if contributions is None:
                 return {}
             found = explanations(contributions, model.feature_names, self.explain_top_k)

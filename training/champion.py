@@ -245,15 +245,23 @@ class PackagedModel:
 
     @property
     def explainable(self) -> bool:
-        """Whether :meth:`contributions` has a native TreeSHAP for this model."""
-        return self.scoring_path in ("xgboost", "forest", "lightgbm", "lleaves")
+        """Whether :meth:`contributions` can explain this model: a native TreeSHAP, or the
+        integrated gradients of an MLP or LSTM whose weights were exported."""
+        if self.scoring_path in ("xgboost", "forest", "lightgbm", "lleaves"):
+            return True
+        return bool(getattr(self.model, "explainable", False))
 
-    def contributions(self, X: np.ndarray) -> np.ndarray | None:
-        """TreeSHAP contributions of every row: (rows, features + 1), bias last.
+    def contributions(self, X: np.ndarray, rows: Sequence[int] | None = None) -> np.ndarray | None:
+        """Contributions of every row: (rows, features + 1), bias last.
 
-        Each row sums to the model's raw margin: log-odds for XGBoost and LightGBM, P(up)
-        itself for the random forest. ``None`` for a model without native TreeSHAP
-        (constant, linear, a frozen River learner, a forest left on scikit-learn).
+        Tree models: TreeSHAP; each row sums to the model's raw margin (log-odds for
+        XGBoost and LightGBM, P(up) itself for the random forest). MLP and LSTM
+        (:mod:`training.neural`): integrated gradients of the logit from the training-mean
+        baseline, whose logit is the bias (:mod:`training.integrated_gradients`); for the
+        LSTM, ``X`` are rows ``rows`` (``None``: all) of the last :meth:`step` call, each
+        explained from its symbol's state before that step. ``None`` for a model without
+        either (constant, linear, ARIMA, stack, a frozen River learner, a forest left on
+        scikit-learn, a neural model registered before its weights were exported).
         """
         matrix = np.asarray(X, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_names):
@@ -273,7 +281,11 @@ class PackagedModel:
         if path in ("lightgbm", "lleaves"):
             booster = self.model.estimator.booster_
             return np.asarray(booster.predict(matrix, pred_contrib=True), dtype=np.float64)
-        return None
+        explain = getattr(self.model, "contributions", None)
+        if not getattr(self.model, "explainable", False) or not callable(explain):
+            return None
+        found = explain(matrix, rows) if self.stateful else explain(matrix)
+        return None if found is None else np.asarray(found, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -313,10 +325,13 @@ class ScoringModel:
         """Where this version keeps a symbol's state in ``SymbolStream.extra``."""
         return f"model:{self.name}:{self.version}"
 
-    def contributions(self, X: np.ndarray) -> np.ndarray | None:
-        """The predictor's TreeSHAP contributions (``None`` when it has none)."""
+    def contributions(self, X: np.ndarray, rows: Sequence[int] | None = None) -> np.ndarray | None:
+        """The predictor's contributions (``None`` when it has none); ``rows`` (a stateful
+        model's) index the last :meth:`step` call's rows that ``X`` holds."""
         explain = getattr(self.predictor, "contributions", None)
-        return explain(X) if callable(explain) else None
+        if not callable(explain):
+            return None
+        return explain(X, rows) if self.stateful else explain(X)
 
     @classmethod
     def from_packaged(

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training import integrated_gradients as ig
 from training.errors import TrainingError
 from training.models import Model
 
@@ -104,11 +105,14 @@ class NeuralModel(Model):
         self.scale = np.ones(0)
         self.max_deviation = float("nan")
         self.torch_version = ""
+        self.weights: dict[str, np.ndarray] = {}
+        self.ig_steps = ig.STEPS
         self._session: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_session"] = None  # rebuilt from the graph bytes on first use
+        state.pop("_last_step", None)  # the LSTM's last batch of pre-step states
         return state
 
     def _standardiser(self, X: np.ndarray) -> None:
@@ -144,6 +148,24 @@ class NeuralModel(Model):
             )
         self.max_deviation = deviation
         self.torch_version = str(result["torch_version"])
+        self.weights = {
+            key.removeprefix("weight_"): np.asarray(value, dtype=np.float64)
+            for key, value in result.items()
+            if key.startswith("weight_")
+        }
+
+    def _check_weights(self, logits: np.ndarray, measured: np.ndarray) -> None:
+        """Keep the weights only when numpy's forward pass reproduces the graph (else no
+        explanations, logged by the caller's ``None``)."""
+        with np.errstate(all="ignore"):
+            prob = 1.0 / (1.0 + np.exp(-logits))
+        if not float(np.max(np.abs(prob - measured), initial=0.0)) <= TOLERANCE:
+            self.weights = {}
+
+    @property
+    def explainable(self) -> bool:
+        """Whether :meth:`contributions` can explain (the torch job exported the weights)."""
+        return bool(self.weights)
 
 
 def _features(X: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +186,10 @@ class MLPModel(NeuralModel):
         job.update({k: np.array(v) for k, v in self.params.items()})
         result = run_job(job, self.python)
         self.graph, self._session = result["onnx"].tobytes(), None
-        self._accept(result, self.predict_matrix(probe, standardised=True))
+        measured = self.predict_matrix(probe, standardised=True)
+        self._accept(result, measured)
+        if self.weights:
+            self._check_weights(ig.logit(self.weights, probe), measured)
 
     def predict_matrix(self, X: np.ndarray, *, standardised: bool = False) -> np.ndarray:
         """P(up) of every row of a features matrix (feature order), one ONNX call."""
@@ -176,6 +201,13 @@ class MLPModel(NeuralModel):
 
     def _proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_matrix(_features(X).to_numpy(dtype=np.float64))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray | None:
+        """Integrated gradients of each row's logit (:mod:`training.integrated_gradients`):
+        (rows, features + 1), the baseline's logit last; ``None`` without weights."""
+        if not self.weights:
+            return None
+        return ig.integrated_gradients(self.weights, self.standardise(X), None, self.ig_steps)
 
 
 LSTMState = tuple[np.ndarray, np.ndarray]
@@ -195,6 +227,7 @@ class LSTMModel(NeuralModel):
     def __init__(self, seed: int = 0, hidden: int = 16, chunk: int = 32, **params: Any) -> None:
         super().__init__(seed=seed, hidden=hidden, **params)
         self.params["chunk"] = chunk
+        self._last_step: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _fit(self, X: pd.DataFrame, y: np.ndarray) -> None:
         if not set(KEYS) <= set(X.columns):
@@ -214,9 +247,14 @@ class LSTMModel(NeuralModel):
         result = run_job(job, self.python)
         self.graph, self._session = result["onnx"].tobytes(), None
         states: dict[str, LSTMState] = {}
-        measured = [self.step(row[None, :], ["probe"], states, standardised=True)[0]
-                    for row in probe]  # fmt: skip
+        measured, before = [], []
+        for row in probe:
+            before.append(_state(states.get("probe"), np.zeros(self.hidden, np.float32)))
+            measured.append(self.step(row[None, :], ["probe"], states, standardised=True)[0])
         self._accept(result, np.asarray(measured))
+        if self.weights:
+            h, c = (np.stack([b[i] for b in before]) for i in (0, 1))
+            self._check_weights(ig.logit(self.weights, probe, (h, c)), np.asarray(measured))
 
     @property
     def hidden(self) -> int:
@@ -248,6 +286,8 @@ class LSTMModel(NeuralModel):
                 waves.append([])
             waves[k].append(i)
         zeros = np.zeros(self.hidden, np.float32)
+        before_h = np.empty((len(symbols), self.hidden), np.float32)
+        before_c = np.empty((len(symbols), self.hidden), np.float32)
         for wave in waves:
             h = np.empty((len(wave), self.hidden), np.float32)
             c = np.empty((len(wave), self.hidden), np.float32)
@@ -259,7 +299,26 @@ class LSTMModel(NeuralModel):
             for j, i in enumerate(wave):
                 states[symbols[i]] = (h_out[j].copy(), c_out[j].copy())
             prob[wave] = np.asarray(p, dtype=np.float64).reshape(-1)
+            before_h[wave], before_c[wave] = h, c
+        self._last_step = (inputs, before_h, before_c)
         return prob
+
+    def contributions(self, X: np.ndarray, rows: Sequence[int] | None = None) -> np.ndarray | None:
+        """Integrated gradients of the logit of the last :meth:`step` call's rows ``rows``
+        (all when ``None``) with respect to their tick's input, each from its symbol's
+        ``(h, c)`` before that step (:mod:`training.integrated_gradients`): (rows, features
+        + 1), the baseline's logit last. ``X`` must be those rows' features (checked);
+        ``None`` without weights or without a step to explain.
+        """
+        last = getattr(self, "_last_step", None)
+        if not self.weights or last is None:
+            return None
+        inputs, h, c = last
+        pick = np.arange(len(inputs)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if not np.array_equal(self.standardise(X), inputs[pick]):
+            raise TrainingError("stale_step", "the rows to explain are not the last step's")
+        return ig.integrated_gradients(self.weights, inputs[pick], (h[pick], c[pick]),
+                                       self.ig_steps)  # fmt: skip
 
     def _proba(self, X: pd.DataFrame) -> np.ndarray:
         """Each symbol's rows as one sequence from zeros, in time order (no keys: every row

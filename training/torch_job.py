@@ -14,7 +14,8 @@ standardised, no NaN), ``y`` (0/1), ``hidden``, ``epochs``, ``lr``, ``seed``, ``
 ``lengths`` gives each sequence's number of rows; ``chunk`` is the truncated-BPTT length.
 
 Result: ``onnx`` (the graph's bytes as uint8) and ``expected`` (torch's own outputs on the
-probe, for the caller's check of the exported graph): the MLP's P(up) per probe row; for the
+probe, for the caller's check of the exported graph), ``weight_<name>`` (the parameters as
+float64, see :mod:`training.integrated_gradients`): the MLP's P(up) per probe row; for the
 LSTM the probe is ONE sequence and ``expected`` is ``nn.LSTM``'s P(up) at every step of it
 (the full-sequence evaluation that the exported one-step cell must reproduce step by step).
 
@@ -90,8 +91,13 @@ def _seed(seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def train_mlp(job: dict[str, Any]) -> tuple[bytes, np.ndarray]:
-    """Mini-batch Adam on binary cross-entropy; the graph and its outputs on the probe."""
+def _arrays(tensors: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().astype(np.float64) for k, v in tensors.items()}
+
+
+def train_mlp(job: dict[str, Any]) -> tuple[bytes, np.ndarray, dict[str, np.ndarray]]:
+    """Mini-batch Adam on binary cross-entropy; the graph, its outputs on the probe and its
+    weights (``w1, b1, w2, b2, w3, b3``, for the worker's integrated gradients in numpy)."""
     X = torch.from_numpy(job["X"].astype(np.float32))
     y = torch.from_numpy(job["y"].astype(np.float32))
     model = MLP(X.shape[1], int(job["hidden"]))
@@ -117,7 +123,12 @@ def train_mlp(job: dict[str, Any]) -> tuple[bytes, np.ndarray]:
         scored, (probe[:1],), buffer, input_names=["x"], output_names=["prob"],
         dynamic_axes={"x": {0: "n"}, "prob": {0: "n"}}, opset_version=OPSET,
     )  # fmt: skip
-    return buffer.getvalue(), expected
+    net = model.net
+    weights = _arrays({
+        "w1": net[0].weight, "b1": net[0].bias, "w2": net[2].weight, "b2": net[2].bias,
+        "w3": net[4].weight, "b3": net[4].bias,
+    })  # fmt: skip
+    return buffer.getvalue(), expected, weights
 
 
 def _padded(job: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -135,9 +146,10 @@ def _padded(job: dict[str, Any]) -> tuple[Any, Any, Any]:
     return torch.from_numpy(xs), torch.from_numpy(ys), torch.from_numpy(mask)
 
 
-def train_lstm(job: dict[str, Any]) -> tuple[bytes, np.ndarray]:
+def train_lstm(job: dict[str, Any]) -> tuple[bytes, np.ndarray, dict[str, np.ndarray]]:
     """Truncated BPTT over every sequence in time order, the state carried between chunks
-    (as the stream carries it), so training sees the states the live model will see."""
+    (as the stream carries it), so training sees the states the live model will see.
+    Weights: ``w_ih, w_hh, b_ih, b_hh`` (gates i, f, g, o) and ``w_head, b_head``."""
     xs, ys, mask = _padded(job)
     model = Recurrent(xs.shape[2], int(job["hidden"]))
     optimiser = torch.optim.Adam(model.parameters(), lr=float(job["lr"]))
@@ -172,7 +184,12 @@ def train_lstm(job: dict[str, Any]) -> tuple[bytes, np.ndarray]:
         dynamic_axes={k: {0: "n"} for k in ("x", "h", "c", "prob", "h_out", "c_out")},
         opset_version=OPSET,
     )  # fmt: skip
-    return buffer.getvalue(), expected
+    lstm = model.lstm
+    weights = _arrays({
+        "w_ih": lstm.weight_ih_l0, "w_hh": lstm.weight_hh_l0, "b_ih": lstm.bias_ih_l0,
+        "b_hh": lstm.bias_hh_l0, "w_head": model.head.weight, "b_head": model.head.bias,
+    })  # fmt: skip
+    return buffer.getvalue(), expected, weights
 
 
 def main(argv: list[str]) -> int:
@@ -185,9 +202,9 @@ def main(argv: list[str]) -> int:
     kind = str(job["kind"])
     _seed(int(job["seed"]))
     if kind == "mlp":
-        graph, expected = train_mlp(job)
+        graph, expected, weights = train_mlp(job)
     elif kind == "lstm":
-        graph, expected = train_lstm(job)
+        graph, expected, weights = train_lstm(job)
     else:
         print(f"unknown kind {kind!r}", file=sys.stderr)
         return 2
@@ -196,6 +213,7 @@ def main(argv: list[str]) -> int:
         onnx=np.frombuffer(graph, dtype=np.uint8),
         expected=np.asarray(expected, np.float64),
         torch_version=np.array(torch.__version__),
+        **{f"weight_{k}": v for k, v in weights.items()},
     )
     return 0
 

@@ -104,7 +104,8 @@ def test_lstm_live_steps_equal_the_offline_sequence_evaluation(lstm: LSTMModel) 
         extras = pickle.loads(pickle.dumps(extras))
     np.testing.assert_allclose(live, offline, rtol=0, atol=1e-6)
     assert set(extras["AAA"]) == {model.state_key}
-    h, c = extras["AAA"][model.state_key]  # type: ignore[misc]
+    state: tuple[np.ndarray, np.ndarray] = extras["AAA"][model.state_key]  # type: ignore[assignment]
+    h, c = state
     assert h.shape == c.shape == (6,)
 
 
