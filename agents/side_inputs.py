@@ -192,7 +192,7 @@ class SideInputs:
         values = self.state.update(symbol, ts, close)
         if board is not None:
             mine = extra["sector"] = board.symbols[symbol]
-            if self.sync is not None:  # the broadcast board's answer, and this bar's return
+            if self.sync is not None and self.returns is not None:  # the broadcast answer
                 values[-4:] = self.sync.board.features(symbol, ts)
                 if mine.ret_ts == ts:
                     self.sync.board.add(symbol, ts, mine.ret)
