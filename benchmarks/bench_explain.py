@@ -1,7 +1,9 @@
 """The cost of explanations and the random forest's scoring path, through the in-stream scorer.
 
 Trains XGBoost, LightGBM and the random forest (``--trees`` each, on the 41 default
-features of synthetic random-walk bars, as ``bench_scoring.py`` does), then:
+features of synthetic random-walk bars, as ``bench_scoring.py`` does) and the MLP and LSTM
+(torch in its own interpreter, ``--epochs`` 2; their explanations are integrated gradients
+in numpy, :mod:`training.integrated_gradients`, ``m`` = 32 steps), then:
 
 * **explanations**: :meth:`agents.scoring.Scorer.score_batch` from feature records to
   prediction dicts with the model as champion, ``explain_top_k`` = ``--top-k`` on every row
@@ -43,7 +45,8 @@ from training.compiled_trees import cache_dir
 from training.labels import make_labels
 from training.models import make_model
 
-KINDS = ("xgboost", "lightgbm", "random_forest")
+KINDS = ("xgboost", "lightgbm", "random_forest", "mlp", "lstm")
+NEURAL = ("mlp", "lstm")
 
 
 def _frame(fs: FeatureSet) -> pd.DataFrame:
@@ -143,6 +146,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1.0, help="TICKCAST_EXPLAIN_BUDGET")
     parser.add_argument("--seconds", type=float, default=2.0, help="per forest timing")
     parser.add_argument("--model", action="append", choices=KINDS)
+    parser.add_argument("--epochs", type=int, default=2, help="the MLP's and LSTM's")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="Skipping features without any observed")
 
@@ -165,9 +169,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as tmp:
         for kind in args.model or KINDS:
-            model = make_model(kind, 0, {"n_estimators": args.trees})
+            neural = kind in NEURAL
+            params = {"epochs": args.epochs} if neural else {"n_estimators": args.trees}
+            model = make_model(kind, 0, params)
+            columns = ["symbol", "ts_ms", *fs.names] if kind == "lstm" else list(fs.names)
             t0 = time.perf_counter()
-            model.fit(frame[list(fs.names)], frame["label"].to_numpy())
+            model.fit(frame[columns], frame["label"].to_numpy())
             packaged = PackagedModel(kind, model, tuple(fs.names), fs.version, 1, 0.01)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -177,6 +184,8 @@ def main() -> None:
                 "prepare_s": round(time.perf_counter() - t0, 2),
                 "path": packaged.scoring_path,
             }
+            if neural:
+                cases["ig_steps"] = model.ig_steps  # type: ignore[attr-defined]
             if kind == "random_forest":
                 cases["scoring"] = _forest_cases(packaged, pool, args.seconds)
             cases["explain"] = _explain_cases(packaged, kind, records, args)

@@ -1,12 +1,15 @@
-"""Benchmark: tick → prediction latency through a real worker with a registered XGBoost champion.
+"""Benchmark: tick → prediction latency through a real worker with a registered champion.
 
 On the real broker and Redis, in a throw-away namespace with its own MLflow store: an XGBoost
-champion (default 300 trees, depth 6, the 41 stream features) is registered, a worker starts
+champion (default 300 trees, depth 6, the 41 stream features) or, with ``--model lstm``, a
+small LSTM (hidden ``--hidden`` 16, 2 epochs on synthetic sequences; one ONNX cell step per
+tick from the symbol's checkpointed state) is registered, a worker starts
 (features + in-stream scoring + outcome join), one warm-up tick per symbol is processed, then
 ticks are offered at a fixed rate (default 5,000/s): ``--warmup-seconds`` (10) unmeasured, then
 ``--seconds`` (20) measured. Latency = Kafka timestamp of the
 champion's prediction record (set when the worker produced it) minus the wall time the tick
-was produced, matched by correlation id.
+was produced, matched by correlation id. ``--explain-top-k`` k > 0 runs the worker with
+``TICKCAST_EXPLAIN_TOP_K`` = k (``TICKCAST_EXPLAIN_BUDGET`` as configured, default 1).
 
 Prints a JSON object on its last line.
 """
@@ -52,6 +55,23 @@ def register_champion(settings: Settings, trees: int) -> str:
     return f"{entry.name}:{entry.version}"
 
 
+def register_lstm(settings: Settings, hidden: int) -> str:
+    """Train a small synthetic LSTM (50 symbols × 100 steps, 2 epochs) and register it."""
+    fs = FeatureSet.default()
+    rng = np.random.default_rng(0)
+    n_sym, n_steps = 50, 100
+    X = rng.standard_normal((n_sym * n_steps, len(fs.names)))
+    y = (X[:, 0] - X[:, 3] + rng.standard_normal(len(X)) > 0).astype(int)
+    frame = pd.DataFrame(X, columns=list(fs.names))
+    frame.insert(0, "symbol", np.repeat([f"T{i:03d}" for i in range(n_sym)], n_steps))
+    frame.insert(1, "ts_ms", np.tile(np.arange(n_steps) * 60_000, n_sym))
+    model = make_model("lstm", 0, {"hidden": hidden, "epochs": 2})
+    model.fit(frame, y)
+    packaged = PackagedModel("lstm", model, tuple(fs.names), fs.version, 1, 0.001, (0, 1))
+    entry = register(packaged, name=default_name(1), settings=settings, sample=X[:50])
+    return f"{entry.name}:{entry.version}"
+
+
 def _committed(settings: Settings, topic: str) -> int:
     rows = [r for r in collect_lag(settings.kafka_bootstrap, [settings.consumer_group])
             if r.topic == topic]  # fmt: skip
@@ -67,6 +87,9 @@ def run(
     runner: str,
     log: Path,
     warmup_s: float = 10.0,
+    kind: str = "xgboost",
+    hidden: int = 16,
+    explain_top_k: int = 0,
 ) -> dict:
     ns = namespaced(base, "pipe")
     store = log.parent / "mlflow"
@@ -74,9 +97,13 @@ def run(
         **ns.model_dump(),
         "mlflow_tracking_uri": f"sqlite:///{store / 'mlflow.db'}",
         "mlflow_artifact_root": str(store / "artifacts"),
+        "explain_top_k": explain_top_k,
     })  # fmt: skip
     apply_topics(settings)
-    model = register_champion(settings, trees)
+    if kind == "lstm":
+        model = register_lstm(settings, hidden)
+    else:
+        model = register_champion(settings, trees)
     args = ["worker", "--metrics-port", "0", "--runner", runner]
     worker = ServiceProcess(settings, args, log).start()
     codec, producer = get_codec("Tick"), BatchProducer(settings)
@@ -114,8 +141,12 @@ def run(
     arr = np.array(lat) if lat else np.array([np.nan])
     return {
         "model": model,
+        "kind": kind,
         "runner": runner,
-        "trees": trees,
+        "trees": trees if kind == "xgboost" else None,
+        "hidden": hidden if kind == "lstm" else None,
+        "explain_top_k": explain_top_k,
+        "explain_budget": settings.explain_budget if explain_top_k else None,
         "symbols": symbols,
         "offered_per_s": rate,
         "warmup_s": warmup_s,
@@ -171,6 +202,9 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--runner", choices=["faust", "direct"], default="faust")
+    parser.add_argument("--model", choices=["xgboost", "lstm"], default="xgboost")
+    parser.add_argument("--hidden", type=int, default=16, help="the LSTM's hidden size")
+    parser.add_argument("--explain-top-k", type=int, default=0)
     parser.add_argument(
         "--warmup-seconds", type=float, default=10.0,
         help="offer the rate this long before measuring (a fresh broker compiles its hot paths)",
@@ -178,7 +212,8 @@ def main() -> None:
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     result = run(Settings(), args.rate, args.seconds, args.symbols, args.trees, args.runner,
-                 logs / "worker.log", args.warmup_seconds)  # fmt: skip
+                 logs / "worker.log", args.warmup_seconds, args.model, args.hidden,
+                 args.explain_top_k)  # fmt: skip
     print(json.dumps({**result, "worker_log": str(logs / "worker.log")}))
 
 

@@ -9,11 +9,11 @@ tickcast's ``f`` is the network's **logit** (log-odds of P(up), the margin units
 tree models' TreeSHAP), ``x`` the graph's standardised input and the baseline ``x'`` = 0,
 i.e. every feature at its training mean (also what a missing value becomes). The integral is
 the midpoint rule over ``m`` steps (α = (k + ½)/m), all steps of all rows in ONE batched
-forward and backward pass. **Completeness**: the attributions of a row sum to
-``f(x) − f(x')`` up to the quadrature error (exact for a network that is linear along the
-path, O(1/m²) for a smooth one, a few kinks of the MLP's ReLUs per path otherwise); the
-returned rows carry ``f(x')`` as their last (*bias*) column, so a row sums to ≈ ``f(x)``,
-like a TreeSHAP row sums to the margin.
+forward and backward pass (the first layer's product once per row). **Completeness**: the
+attributions of a row sum to ``f(x) − f(x')`` up to the quadrature error (exact for a
+network that is linear along the path, O(1/m²) for a smooth one, a few kinks of the MLP's
+ReLUs per path otherwise); the returned rows carry ``f(x')`` as their last (*bias*) column,
+so a row sums to ≈ ``f(x)``, like a TreeSHAP row sums to the margin.
 
 * MLP (``training.torch_job.MLP``): ``Linear → ReLU → Linear → ReLU → Linear``.
 * LSTM: ONE step of the cell from the symbol's state ``(h, c)`` before the tick (held
@@ -42,17 +42,32 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
 
 
-def mlp_logit_grad(w: Weights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(logit (n,), ∂logit/∂x (n, f)) of the MLP at each row of ``x``."""
-    a1 = x @ w["w1"].T + w["b1"]
+def _mlp_backward(w: Weights, a1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logit, ∂logit/∂a1) from the first layer's pre-activations ``a1`` (…, H)."""
     h1 = np.maximum(a1, 0.0)
     a2 = h1 @ w["w2"].T + w["b2"]
-    h2 = np.maximum(a2, 0.0)
     head = w["w3"].reshape(-1)
-    logit = h2 @ head + float(np.asarray(w["b3"]).reshape(-1)[0])
-    g2 = head * (a2 > 0)
-    g1 = (g2 @ w["w2"]) * (a1 > 0)
-    return logit, g1 @ w["w1"]
+    logit = np.maximum(a2, 0.0) @ head + float(np.asarray(w["b3"]).reshape(-1)[0])
+    return logit, ((head * (a2 > 0)) @ w["w2"]) * (a1 > 0)
+
+
+def _lstm_backward(w: Weights, gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logit, ∂logit/∂gates) of one step from the gate pre-activations (…, 4H) and ``c``."""
+    i_pre, f_pre, g_pre, o_pre = np.split(gates, 4, axis=-1)
+    i, f, o, g = _sigmoid(i_pre), _sigmoid(f_pre), _sigmoid(o_pre), np.tanh(g_pre)
+    tc = np.tanh(f * c + i * g)
+    head = w["w_head"].reshape(-1)
+    logit = (o * tc) @ head + float(np.asarray(w["b_head"]).reshape(-1)[0])
+    d_c = head * o * (1.0 - tc * tc)
+    d_gates = [d_c * g * i * (1.0 - i), d_c * c * f * (1.0 - f), d_c * i * (1.0 - g * g),
+               head * tc * o * (1.0 - o)]  # fmt: skip
+    return logit, np.concatenate(d_gates, axis=-1)
+
+
+def mlp_logit_grad(w: Weights, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logit (n,), ∂logit/∂x (n, f)) of the MLP at each row of ``x``."""
+    logit, d_a1 = _mlp_backward(w, x @ w["w1"].T + w["b1"])
+    return logit, d_a1 @ w["w1"]
 
 
 def lstm_logit_grad(
@@ -60,18 +75,8 @@ def lstm_logit_grad(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logit (n,), ∂logit/∂x (n, f)) of one LSTM step from ``(h, c)`` at each row of ``x``."""
     gates = x @ w["w_ih"].T + h @ w["w_hh"].T + w["b_ih"] + w["b_hh"]
-    i_pre, f_pre, g_pre, o_pre = np.split(gates, 4, axis=1)
-    i, f, o, g = _sigmoid(i_pre), _sigmoid(f_pre), _sigmoid(o_pre), np.tanh(g_pre)
-    c_new = f * c + i * g
-    tc = np.tanh(c_new)
-    head = w["w_head"].reshape(-1)
-    logit = (o * tc) @ head + float(np.asarray(w["b_head"]).reshape(-1)[0])
-    d_o = head * tc * o * (1.0 - o)
-    d_c = head * o * (1.0 - tc * tc)
-    d_i = d_c * g * i * (1.0 - i)
-    d_f = d_c * c * f * (1.0 - f)
-    d_g = d_c * i * (1.0 - g * g)
-    return logit, np.concatenate([d_i, d_f, d_g, d_o], axis=1) @ w["w_ih"]
+    logit, d_gates = _lstm_backward(w, gates, c)
+    return logit, d_gates @ w["w_ih"]
 
 
 def integrated_gradients(
@@ -83,22 +88,26 @@ def integrated_gradients(
     """(rows, features + 1): each row's attributions, then ``f(baseline)`` (bias, last).
 
     ``state`` = ``(h, c)`` rows (n, H) selects the LSTM step, ``None`` the MLP. The
-    baseline is 0 (the standardised training mean).
+    baseline is 0 (the standardised training mean). The first layer is linear in the
+    input, so along the path its pre-activations are ``α · (x Wᵀ) + rest`` (one product per
+    row, not per step) and the mean gradient is ``mean_α(∂f/∂pre) · W``.
     """
     x = np.asarray(x, dtype=np.float64)
-    n, width = x.shape
     m = max(1, int(steps))
-    alphas = (np.arange(m) + 0.5) / m
-    path = (alphas[None, :, None] * x[:, None, :]).reshape(n * m, width)
+    alphas = ((np.arange(m) + 0.5) / m)[None, :, None]
     if state is None:
-        _, grad = mlp_logit_grad(w, path)
-        base, _ = mlp_logit_grad(w, np.zeros((n, width)))
+        projected, rest, weight = x @ w["w1"].T, w["b1"][None, :], w["w1"]
+        _, d_pre = _mlp_backward(w, alphas * projected[:, None, :] + rest[:, None, :])
+        base, _ = _mlp_backward(w, np.broadcast_to(rest, projected.shape))
     else:
         h = np.asarray(state[0], dtype=np.float64)
         c = np.asarray(state[1], dtype=np.float64)
-        _, grad = lstm_logit_grad(w, path, np.repeat(h, m, axis=0), np.repeat(c, m, axis=0))
-        base, _ = lstm_logit_grad(w, np.zeros((n, width)), h, c)
-    attributions = x * grad.reshape(n, m, width).mean(axis=1)
+        projected, weight = x @ w["w_ih"].T, w["w_ih"]
+        rest = h @ w["w_hh"].T + w["b_ih"] + w["b_hh"]
+        pre = alphas * projected[:, None, :] + rest[:, None, :]
+        _, d_pre = _lstm_backward(w, pre, c[:, None, :])
+        base, _ = _lstm_backward(w, rest, c)
+    attributions = x * (d_pre.mean(axis=1) @ weight)
     return np.concatenate([attributions, base[:, None]], axis=1)
 
 
