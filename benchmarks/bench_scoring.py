@@ -59,8 +59,11 @@ def _features(fs: FeatureSet, symbols: int, bars: int) -> pd.DataFrame:
     return feats.merge(labels[keep], on=["symbol", "ts_ms"])
 
 
-def _train(kind: str, frame: pd.DataFrame, fs: FeatureSet, trees: int) -> PackagedModel:
-    model = make_model(kind, 0, {"n_estimators": trees})
+def _train(
+    kind: str, frame: pd.DataFrame, fs: FeatureSet, trees: int, epochs: int | None = None
+) -> PackagedModel:
+    neural = kind in ("mlp", "lstm") and epochs is not None
+    model = make_model(kind, 0, {"epochs": epochs} if neural else {"n_estimators": trees})
     columns = [*getattr(model, "sequence_keys", ()), *fs.names]  # the LSTM and ARIMA: keys too
     model.fit(frame[columns], frame["label"].to_numpy())
     return PackagedModel(kind, model, tuple(fs.names), fs.version, 1, 0.01)
@@ -122,12 +125,13 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=100_000)
     parser.add_argument(
         "--model", action="append",
-        choices=("xgboost", "lightgbm", "mlp", "lstm", "arima", "stack"),
+        choices=("xgboost", "lightgbm", "random_forest", "mlp", "lstm", "arima", "stack"),
         help="model types to time (repeatable; default xgboost and lightgbm)",
     )  # fmt: skip
     parser.add_argument(
         "--no-compile", action="store_true", help="keep LightGBM on Booster.predict"
     )
+    parser.add_argument("--epochs", type=int, help="the MLP's and LSTM's (default theirs, 20)")
     args = parser.parse_args()
     batches = args.batch or [2_000, 10_000]
 
@@ -156,7 +160,7 @@ def main() -> None:
     data_dir = None if args.no_compile else Path(tmp.name)
     for kind in args.model or ("xgboost", "lightgbm"):
         t0 = time.perf_counter()
-        model = _train(kind, frame, fs, args.trees)
+        model = _train(kind, frame, fs, args.trees, args.epochs)
         fit_s = time.perf_counter() - t0
         booster_rps: dict[int, float] = {}
         if kind == "lightgbm":  # the library path itself, before any compile
