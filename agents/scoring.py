@@ -36,8 +36,10 @@ Choices, stated once:
 * **Explanations, champion only.** With ``explain_top_k`` > 0 the champion's predictions
   carry the ``k`` largest TreeSHAP contributions of their row (``explanation_features``,
   ``explanation_contributions``, in the model's margin units; :mod:`training.explain`), from
-  ONE more library call per batch. Challengers are not explained. A model without native
-  TreeSHAP, or an explanation call that raises, leaves the fields out (the failure is in
+  ONE more library call per batch; an MLP or LSTM champion's are integrated gradients of its
+  logit (:mod:`training.integrated_gradients`), the LSTM's from each row's pre-step state.
+  Challengers are not explained. A model without either, or an explanation call that
+  raises, leaves the fields out (the failure is in
   :attr:`ScoreBatch.failures`); the probabilities still go out. The champion's
   ``scoring_latency_ms`` includes its explanation. TreeSHAP costs tens to hundreds of times a
   prediction, so ``explain_budget`` = b > 0 caps a batch's explanation time at about b times
