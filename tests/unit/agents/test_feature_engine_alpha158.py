@@ -35,7 +35,7 @@ def bars() -> pd.DataFrame:
 
 def vectorised(fs: FeatureSet) -> FeatureEngine:
     engine = FeatureEngine(fs)
-    assert engine.alpha158 is None  # the default: per-symbol indicators
+    assert engine.alpha158 is None  # per-symbol indicators until switched on
     assert engine.vectorise_alpha158()  # TICKCAST_ALPHA158_ENGINE=vector
     return engine
 
