@@ -18,7 +18,8 @@ Before each batch :meth:`SideInputs.poll` takes whatever side records have arriv
 record is counted in ``tickcast_side_records_total{topic, outcome}``.
 
 **Sector columns on several partitions** (:class:`SectorSync`, ``TICKCAST_SIDE_SECTOR_SYNC``,
-on by default): every worker publishes its accepted bars' returns and, per ticks partition
+off by default: a replay read unevenly drains ~40x slower, ``docs/side_streams.md``): every
+worker publishes its accepted bars' returns and, per ticks partition
 it processed, a watermark (the time before which that partition is done) to
 ``sector-returns`` (partitioned like ``ticks``), and reads all of it into a
 :class:`~sidestreams.sector_sync.BroadcastBoard`. A batch's records are taken in event-time

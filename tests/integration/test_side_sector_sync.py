@@ -34,7 +34,8 @@ def test_two_workers_on_four_partitions_give_the_training_sector_columns(
 ) -> None:
     settings = settings.model_copy(
         update={"partitions": 4, "side_features": True, "side_macro_series": "realgdp",
-                "scoring_enabled": False, "side_sector_idle_s": 60.0}
+                "scoring_enabled": False, "side_sector_idle_s": 60.0,
+                "side_sector_sync": True}
     )  # fmt: skip
     apply_topics(settings)
     bars = random_walk_panel(SYMBOLS, 250, start_ts_ms=START)

@@ -43,6 +43,7 @@ def test_replayed_live_features_equal_the_training_frame(
             "side_macro_series": "realgdp,unemp",
             "side_news_half_life_h": 36.0,
             "scoring_enabled": False,
+            "side_sector_sync": True,
         }
     )
     apply_topics(settings)

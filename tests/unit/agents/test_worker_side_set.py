@@ -54,7 +54,8 @@ def test_a_model_trained_with_side_features_records_and_selects_its_set(tmp_path
 
 
 def test_the_faust_runner_refuses_the_broadcast_sector_board(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, side_features=True, scoring_enabled=False)
+    settings = _settings(tmp_path, side_features=True, scoring_enabled=False,
+                         side_sector_sync=True)  # fmt: skip
     with pytest.raises(ConfigError, match="direct runner"):
         build_worker_app(settings, Metrics())
     off = settings.model_copy(update={"side_sector_sync": False})
