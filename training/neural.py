@@ -115,6 +115,11 @@ class NeuralModel(Model):
         state.pop("_last_step", None)  # the LSTM's last batch of pre-step states
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("weights", {})  # registered before the weights were exported
+        state.setdefault("ig_steps", ig.STEPS)
+        self.__dict__.update(state)
+
     def _standardiser(self, X: np.ndarray) -> None:
         finite = np.where(np.isfinite(X), X, np.nan)
         with warnings.catch_warnings():  # all-missing columns (quotes on daily bars) -> 0, 1

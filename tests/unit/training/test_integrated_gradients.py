@@ -221,3 +221,19 @@ def test_an_lstm_champion_explains_each_prediction_from_its_state(lstm: LSTMMode
         assert names == want_names
         assert values is not None
         np.testing.assert_allclose(np.asarray(values), np.asarray(want_values), atol=1e-9)
+
+
+def test_a_network_pickled_before_the_weights_were_exported_scores_unexplained(
+    mlp: MLPModel,
+) -> None:
+    state = mlp.__getstate__()
+    del state["weights"], state["ig_steps"]
+    old = MLPModel.__new__(MLPModel)
+    old.__setstate__(state)
+    packaged = pickle.loads(
+        pickle.dumps(PackagedModel("mlp", old, ("a", "b", "c", "d"), FSV, 1, 0.01))
+    )
+    X = data()[["a", "b", "c", "d"]].to_numpy()[:5]
+    assert not packaged.explainable
+    assert packaged.contributions(X) is None
+    assert packaged.predict_proba(X).shape == (5,)
