@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from backtesting.namespace import reset_namespace
 from streams.topics import apply_topics
@@ -15,13 +17,28 @@ from tickcast.config import Settings
 pytestmark = pytest.mark.integration
 
 
+def wait_joined(settings: Settings, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Until the worker is a member of its group (start-up takes 2-8 s, more under load)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert alive(), "the worker died before joining its group"
+        found = admin.describe_consumer_groups([settings.consumer_group])
+        group = found[settings.consumer_group].result(timeout=10)
+        if group.members:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the worker did not join {settings.consumer_group} in {timeout_s} s")
+
+
 @pytest.mark.parametrize("runner", ["faust", "direct"])
 def test_sigterm_exits_cleanly_and_frees_the_group(
     settings: Settings, tmp_path: Path, runner: str
 ) -> None:
     apply_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log", runner).start()
-    time.sleep(8)  # let it join the group and go idle
+    wait_joined(settings, worker.alive)
+    time.sleep(1)  # and go idle
     assert worker.alive()
     worker.stop(timeout=25)
     assert worker.proc is not None
