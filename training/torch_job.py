@@ -13,11 +13,12 @@ standardised, no NaN), ``y`` (0/1), ``hidden``, ``epochs``, ``lr``, ``seed``, ``
 ``probe`` (rows × features). For the LSTM, rows are grouped by sequence in time order and
 ``lengths`` gives each sequence's number of rows; ``chunk`` is the truncated-BPTT length.
 
-Result: ``onnx`` (the graph's bytes as uint8) and ``expected`` (torch's own outputs on the
-probe, for the caller's check of the exported graph), ``weight_<name>`` (the parameters as
-float64, see :mod:`training.integrated_gradients`): the MLP's P(up) per probe row; for the
-LSTM the probe is ONE sequence and ``expected`` is ``nn.LSTM``'s P(up) at every step of it
-(the full-sequence evaluation that the exported one-step cell must reproduce step by step).
+Result: ``onnx`` (the graph's bytes as uint8), ``expected`` (torch's own outputs on the
+probe, for the caller's check of the exported graph: the MLP's P(up) per probe row; for the
+LSTM the probe is ONE sequence and ``expected`` is ``nn.LSTM``'s P(up) at every step of it,
+the full-sequence evaluation that the exported one-step cell must reproduce step by step)
+and ``weight_<name>`` (the parameters as float64, for the worker's integrated gradients in
+numpy, :mod:`training.integrated_gradients`).
 
 Graphs: MLP ``x[n, f] -> prob[n]``; LSTM cell ``x[n, f], h[n, H], c[n, H] -> prob[n], h_out,
 c_out`` (opset 13, dynamic batch). Determinism: seeded, one thread, deterministic kernels.
