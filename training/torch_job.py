@@ -209,13 +209,13 @@ def main(argv: list[str]) -> int:
     else:
         print(f"unknown kind {kind!r}", file=sys.stderr)
         return 2
-    np.savez(
-        argv[2],
-        onnx=np.frombuffer(graph, dtype=np.uint8),
-        expected=np.asarray(expected, np.float64),
-        torch_version=np.array(torch.__version__),
+    arrays: dict[str, Any] = {
+        "onnx": np.frombuffer(graph, dtype=np.uint8),
+        "expected": np.asarray(expected, np.float64),
+        "torch_version": np.array(torch.__version__),
         **{f"weight_{k}": v for k, v in weights.items()},
-    )
+    }
+    np.savez(argv[2], **arrays)
     return 0
 
 
