@@ -29,12 +29,12 @@ from serving.circuit import CircuitBreaker
 from serving.main import create_app
 from serving.security.users import UserStore
 from sinks.clickhouse import connect
-from sinks.sink_process import SinkRunner
 from streams.replay import publish
 from tests.integration.pipeline import read_topic
 from tests.integration.test_scoring_pipeline import FS, NAME, _model
 from tests.integration.test_scoring_pipeline import scoring as scoring  # fixture
 from tests.support.bars import make_bars
+from tests.support.sink import sink_until_written
 from tickcast.config import Settings
 from tickcast.metrics import Metrics
 from training.champion import PackagedModel
@@ -81,18 +81,6 @@ async def _worker_until(settings: Settings, last: dict[str, int]) -> None:
         await task
         await stage.close()
         await client.aclose()
-
-
-def _sink_until_written(settings: Settings, predictions: int) -> None:
-    runner = SinkRunner(settings, topics=["predictions"])
-    runner.start()
-    try:
-        deadline = time.monotonic() + 120
-        while runner.consumed < predictions or runner.committed_batches == 0:
-            assert time.monotonic() < deadline, "the sink did not write the predictions"
-            runner.step(0.1)
-    finally:
-        runner.close()
 
 
 async def _answers(settings: Settings, symbol: str) -> tuple[httpx.Response, httpx.Response]:
@@ -174,7 +162,7 @@ async def test_champion_predictions_carry_their_explanation_to_clickhouse_and_th
         checked += 1
     assert checked >= len(frame) - len(last)
 
-    await asyncio.to_thread(_sink_until_written, settings, len(preds))
+    await asyncio.to_thread(sink_until_written, settings, len(preds))
     client = connect(settings)
     rows = client.query(
         f"SELECT symbol, toUnixTimestamp64Milli(ts), role, explanation_features, "

@@ -30,11 +30,11 @@ from agents.worker import build_stage
 from serving.circuit import CircuitBreaker
 from serving.main import create_app
 from serving.security.users import UserStore
-from sinks.sink_process import SinkRunner
 from streams.replay import publish
 from tests.integration.test_scoring_pipeline import NAME, _model
 from tests.integration.test_scoring_pipeline import scoring as scoring  # fixture
 from tests.support.bars import make_bars
+from tests.support.sink import sink_until_written
 from tickcast import tracing
 from tickcast.config import Settings
 from tickcast.metrics import Metrics
@@ -83,18 +83,6 @@ async def _run_worker_until_served(settings: Settings, symbol: str, last_ts: int
         await client.aclose()
 
 
-def _sink_until_written(settings: Settings, predictions: int) -> None:
-    runner = SinkRunner(settings, topics=["predictions"])
-    runner.start()
-    try:
-        deadline = time.monotonic() + 120
-        while runner.consumed < predictions or runner.committed_batches == 0:
-            assert time.monotonic() < deadline, "the sink did not write the predictions"
-            runner.step(0.1)
-    finally:
-        runner.close()
-
-
 async def _answer(settings: Settings, symbol: str) -> httpx.Response:
     """GET the latest prediction through the API (FastAPI instrumented: tracing is on)."""
     app = create_app(settings)
@@ -134,7 +122,7 @@ async def test_one_trace_from_a_produced_tick_to_the_http_answer(
 
     assert publish(settings, frame, "test") == len(frame)
     served = await _run_worker_until_served(settings, symbol, last_ts)
-    await asyncio.to_thread(_sink_until_written, settings, len(frame))
+    await asyncio.to_thread(sink_until_written, settings, len(frame))
     response = await _answer(settings, symbol)
     assert response.status_code == 200, response.text
     assert response.json()["correlation_id"] == served["correlation_id"]
