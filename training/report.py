@@ -182,19 +182,25 @@ def shap_summary_figure(
 def write_shap_report(
     models: dict[str, Any], X: np.ndarray, names: list[str], out_dir: Path | str, stem: str
 ) -> Path | None:
-    """``<stem>.html`` with one SHAP summary plot per model that has native TreeSHAP.
+    """``<stem>.html`` with one SHAP summary plot per model that has native TreeSHAP, or
+    integrated gradients (the MLP).
 
     ``models`` maps a name to a :class:`training.champion.PackagedModel`; ``X`` are rows in
     feature order (the newest :data:`SHAP_ROWS` are explained). ``None`` when no model has
-    TreeSHAP.
+    either. A stateful model (the LSTM) is left out: it explains a tick from its symbol's
+    state, which rows without symbols do not give.
     """
     rows = np.asarray(X, dtype=np.float64)[-SHAP_ROWS:]
     sections = []
     for name, packaged in models.items():
+        if packaged.stateful:
+            continue
         contributions = packaged.contributions(rows)
         if contributions is None:
             continue
         units = "P(up)" if packaged.scoring_path == "forest" else "log-odds"
+        if packaged.scoring_path == "onnx":
+            units = f"integrated gradients, {units}"
         png = _png(shap_summary_figure(contributions, rows, names, f"{name} ({units})"))
         sections.append(
             f'<h2>{html.escape(name)}</h2><img alt="SHAP summary of {html.escape(name)}" '
