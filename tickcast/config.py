@@ -98,11 +98,11 @@ class Settings(BaseSettings):
         "needing another set is refused until a restart.",
     )  # fmt: skip
     alpha158_engine: Literal["per_symbol", "vector"] = Field(
-        "per_symbol", description="How the worker updates Alpha158: per_symbol (one Python "
-        "indicator per symbol, tick by tick) or vector (every symbol a row of one numpy engine, "
-        "updated once per micro-batch in rounds: the k-th tick of every symbol; same values bit "
-        "for bit; faster when a batch holds many symbols, slower when one symbol has many ticks "
-        "in a batch: each round costs ~0.3-0.8 ms however few symbols it holds).",
+        "vector", description="How the worker updates Alpha158: vector (every symbol a row of "
+        "one numpy engine, updated once per micro-batch in rounds: the k-th tick of every "
+        "symbol) or per_symbol (one Python indicator per symbol, tick by tick). Same values bit "
+        "for bit; a round costs ~0.3-0.8 ms however few symbols it holds, so vector gains most "
+        "when a batch spreads over many symbols.",
     )  # fmt: skip
 
     # Side streams (docs/side_streams.md)
