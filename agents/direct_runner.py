@@ -34,6 +34,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from agents.dependencies import BatchAbandoned, StopRequested
 from agents.feature_stage import FeatureStage
+from agents.held_records import HeldRecords
 from agents.turn_timer import TurnTimer
 from streams.consumers import group_consumer
 from streams.raw_record import RawRecord
@@ -62,6 +63,10 @@ class DirectRunner:
         self.committed: dict[int, int] = {}
         self.assigned: set[int] = set()
         self.paused: list[TopicPartition] = []
+        self.held = HeldRecords(settings.side_sector_buffer)
+        """Records the engine left for later (sector columns not final: agents.held_records)."""
+        self.full: set[int] = set()
+        """Partitions paused because :attr:`held` holds ``side_sector_buffer`` of their records."""
         self.busy = False
         """True while a batch or checkpoint is in hand (a revoke then abandons it)."""
         worker_turn = stage.metrics.worker_turn_ms
@@ -86,6 +91,8 @@ class DirectRunner:
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Uncommitted work is replayed by the next owner (and skipped where state has it).
         self.stage.forget()
+        self.held.drop(tp.partition for tp in partitions)
+        self.full -= {tp.partition for tp in partitions}
         self.committed.clear()
         self.assigned = set()
         self.paused = []
@@ -125,7 +132,9 @@ class DirectRunner:
 
     def _resume(self) -> None:
         if self.paused:
-            owned = [tp for tp in self.paused if tp.partition in self.assigned]
+            owned = [
+                tp for tp in self.paused if tp.partition in self.assigned - self.full
+            ]  # a partition with a full buffer stays paused (_hold)
             if owned:
                 self.consumer.resume(owned)
             self.paused = []
@@ -187,11 +196,7 @@ class DirectRunner:
             with stage.metrics.stage_timer("features"):
                 await stage.handle(records)
             held = stage.engine.held
-            for partition, offset in held.items():  # not final yet: read again later
-                try:
-                    self.consumer.seek(TopicPartition(self.topic, partition, offset))
-                except KafkaException as exc:  # revoked meanwhile: its new owner reads it
-                    log.info("seek back skipped", partition=partition, error=str(exc)[:200])
+            self._hold(records, held)
             if held and all(r.offset >= held.get(r.partition, r.offset + 1) for r in records):
                 await asyncio.sleep(0.05)  # waiting for other partitions: do not spin
         timer.mark("handle_rest")
@@ -203,6 +208,25 @@ class DirectRunner:
         await stage.refresh()
         timer.mark("refresh")
         return snapshots
+
+    def _hold(self, records: list[RawRecord], held: dict[int, int]) -> None:
+        """Keep what the engine left (not final yet) for the next turn; pause a partition
+        whose buffer is full, resume it once it is not (agents.held_records)."""
+        self.held.keep(records, held)
+        over = self.held.over() & self.assigned
+        pause = [TopicPartition(self.topic, p) for p in over - self.full]
+        resume = [TopicPartition(self.topic, p) for p in (self.full - over) & self.assigned]
+        try:
+            if pause:
+                self.consumer.pause(pause)
+            if resume:
+                self.consumer.resume(resume)
+        except KafkaException as exc:  # revoked meanwhile: the rebalance drops its buffer
+            log.info("pause or resume skipped", error=str(exc)[:200])
+        if pause or resume:
+            log.debug("held records", paused=sorted(over), records=len(self.held))
+        self.full = over
+        self.stage.metrics.side_sector_held.set(len(self.held))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; the stage must be open. Errors end the loop uncommitted."""
@@ -216,7 +240,7 @@ class DirectRunner:
             while not stop.is_set():
                 messages = self._next_batch(batch_max, within)
                 timer.start()  # the idle wait for a first record is not part of a turn
-                records = self._records(messages)
+                records = self.held.with_new(self._records(messages))
                 timer.mark("consume")
                 async with self.stage.lock:
                     self.busy = True

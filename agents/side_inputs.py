@@ -48,6 +48,7 @@ from sidestreams.sector import SymbolReturns
 from sidestreams.sector_sync import BroadcastBoard, PartitionWatermark, plan_batch
 from streams.codec import AvroCodec
 from streams.consumers import reader
+from streams.feature_encoder import FeatureVectorEncoder
 from streams.producer import BatchProducer
 from streams.raw_record import RawRecord
 from streams.validation import ValidationRules
@@ -74,11 +75,14 @@ class SectorSync:
         self.topic = settings.topic(RETURNS)
         self.ticks = settings.topic("ticks")
         self.codec = AvroCodec("feature_vector")
+        self.encoder = FeatureVectorEncoder()  # byte-identical to the codec, faster
         self.producer: BatchProducer | None = None
         self.own: dict[tuple[str, int], float] = {}
         """Returns of this batch's bars, published after it."""
         self.advanced: dict[int, float] = {}
         self.nonempty: set[int] = set()
+        self.sent: dict[int, int] = {}
+        """Per partition, the latest watermark this worker published."""
         self.opened = self.checked = 0.0
 
     def observe(self, partition: int, ts: int) -> None:
@@ -121,7 +125,8 @@ class SectorSync:
     def publish(self, out: BatchOutput, done: dict[int, int]) -> None:
         """Publish the batch's returns, then each processed partition's watermark."""
         assert self.producer is not None
-        produce, encode = self.producer.produce, self.codec.encode
+        produce, encode = self.producer.produce, self.encoder.encode
+        produced = False
         for row in out.features:
             ret = self.own.pop((row["symbol"], row["ts"]), None)
             partition = row.get("source_partition")
@@ -129,12 +134,19 @@ class SectorSync:
                 record = {"symbol": row["symbol"], "ts": row["ts"],
                           "feature_set_version": _RETURN, "values": [ret]}  # fmt: skip
                 produce(self.topic, row["symbol"].encode(), encode(record), partition=partition)
+                produced = True
         self.own.clear()
+        sent = self.sent
         for partition, ts in done.items():
+            if ts <= sent.get(partition, -1):
+                continue  # already said: nothing new to tell the other workers
             mark = {"symbol": "", "ts": ts, "feature_set_version": _MARK, "values": []}
             produce(self.topic, None, encode(mark), partition=partition)
+            sent[partition] = ts
             self.observe(partition, ts)
-        self.producer.flush()
+            produced = True
+        if produced:
+            self.producer.flush()
 
 
 class SideInputs:
@@ -292,6 +304,10 @@ class SideFeatureEngine(FeatureEngine):
         super().__init__(SideFeatureSet(feature_set, side.spec), rules, side=side)
         self.side_inputs = side
         self.owned = owned
+        self.times: dict[tuple[int, int], int | None] = {}
+        """Event times of the records the last batch held, by (partition, offset)."""
+        self.planned: tuple[tuple[int, ...], tuple[tuple[int, int], ...]] = ((), ())
+        """Active partitions and watermarks the last plan saw (unchanged: same answer)."""
         """The ticks partitions this worker owns (set by the worker to the stage's)."""
 
     def process(self, records: Sequence[RawRecord], load: StateLoader, now_ms: int) -> BatchOutput:
@@ -303,9 +319,22 @@ class SideFeatureEngine(FeatureEngine):
         sync = inputs.sync
         if sync is None or inputs.returns is None:
             return super().process(records, load, now_ms)
-        items = [(r.partition, r.offset, self._event_time(r)) for r in records]
         active = sync.active(inputs.returns)
+        times, known = {}, self.times  # event times of held records: decoded once
+        planned = (tuple(active), tuple(sorted(sync.mark.latest.items())))
+        if planned == self.planned and all((r.partition, r.offset) in known for r in records):
+            return BatchOutput()  # the records held last turn, nothing advanced: held again
+        self.planned = planned
+        items = []
+        for r in records:
+            at = (r.partition, r.offset)
+            ts = known[at] if at in known else self._event_time(r)
+            times[at] = ts
+            items.append((r.partition, r.offset, ts))
         order, self.held = plan_batch(items, sync.mark.latest, active)
+        self.times = {
+            at: ts for at, ts in times.items() if at[1] >= self.held.get(at[0], at[1] + 1)
+        }
         out = super().process([records[i] for i in order], load, now_ms)
         done: dict[int, int] = {}  # per processed partition, the time before which it is done
         for i in order:
@@ -313,7 +342,7 @@ class SideFeatureEngine(FeatureEngine):
             if ts is not None and ts > done.get(partition, -1):
                 done[partition] = ts
         for partition, offset in self.held.items():
-            head = next(ts for p, o, ts in items if p == partition and o == offset)
+            head = times[(partition, offset)]
             if head is not None:  # everything of the partition before it is done
                 done[partition] = max(done.get(partition, -1), head)
         if len(active) < len(sync.nonempty) and out.features:

@@ -2,13 +2,15 @@
 side features on 4 partitions, ``TICKCAST_SIDE_SECTOR_SYNC`` on and off in alternating rounds.
 
 With the sync on the worker publishes its bars' returns and partition watermarks to
-``sector-returns`` each batch (one synchronous flush), reads them back, and re-reads the
-records of a batch that were not final yet; off, each worker answers from its own symbols.
-Each round publishes the same bars (random walks) to a fresh namespace first, then measures
-the worker draining them: ticks/s from its committed offsets (first to last commit) and its
-CPU per tick. Needs the local stack (``tickcast up``).
+``sector-returns`` each batch (one synchronous flush), reads them back, and keeps the records
+of a batch that are not final yet in memory for the next turns (agents.held_records); off,
+each worker answers from its own symbols. Each round starts a worker on a fresh namespace,
+waits until it holds its partitions, then publishes the same bars (random walks) and times
+the drain: ticks/s from the start of the publish to the last feature record on
+``features`` (the publish itself is included: ``publish_s``), and the worker's CPU per tick
+over the same span (its start-up excluded). Needs the local stack (``tickcast up``).
 
-    .venv/bin/python benchmarks/bench_side_sync.py [--symbols 16 --bars 1500 --rounds 2]
+    .venv/bin/python benchmarks/bench_side_sync.py [--symbols 16 --bars 1500 --rounds 4]
 
 The last line is one JSON object.
 """
@@ -24,9 +26,10 @@ import time
 import uuid
 from pathlib import Path
 
+from confluent_kafka import Consumer, TopicPartition
+
 from backtesting.namespace import reset_namespace
 from devtools.synthetic.bars import random_walk_panel
-from monitoring.lag import collect_lag
 from streams.replay import publish
 from streams.topics import apply_topics
 from tickcast.config import Settings, load_settings
@@ -40,8 +43,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _features_written(consumer: Consumer, topic: str, partitions: int) -> int:
+    """Records on ``topic`` (the sum of its partitions' end offsets)."""
+    ends = (consumer.get_watermark_offsets(TopicPartition(topic, p), 10) for p in range(partitions))
+    return sum(high for _, high in ends)
+
+
+def _wait_assigned(log: Path, worker: ServiceProcess, timeout_s: float = 120.0) -> None:
+    """Until the worker's log says it holds its partitions."""
+    deadline = time.monotonic() + timeout_s
+    while "partitions assigned" not in (log.read_text() if log.exists() else ""):
+        if time.monotonic() > deadline or not worker.running():
+            raise RuntimeError(f"worker not assigned: {worker.log_tail()}")
+        time.sleep(0.2)
+
+
 def one_round(base: Settings, sync: bool, symbols: int, bars: int, log: Path) -> dict[str, float]:
-    """Publish the bars to a fresh 4-partition namespace, then time a worker draining them."""
+    """Start a worker on a fresh 4-partition namespace, publish the bars, time the drain.
+
+    CPU is the worker's from the moment it holds its partitions (idle) to the moment its last
+    feature record is on ``features``: the ticks' processing and nothing of its start-up.
+    """
     ns = f"benchsync{uuid.uuid4().hex[:6]}"
     settings = base.model_copy(
         update={"topic_prefix": f"{ns}.", "redis_key_prefix": f"{ns}:", "consumer_group": ns,
@@ -50,30 +72,31 @@ def one_round(base: Settings, sync: bool, symbols: int, bars: int, log: Path) ->
     )  # fmt: skip
     apply_topics(settings)
     frame = random_walk_panel(tuple(f"S{i:02d}" for i in range(symbols)), bars)
-    publish(settings, frame, "bench")
-    n, topic = len(frame), settings.topic("ticks")
-    env = {"TICKCAST_SIDE_SECTOR_SYNC": str(sync).lower()}
+    n, features = len(frame), settings.topic("features")
+    env = {"TICKCAST_SIDE_SECTOR_SYNC": str(sync).lower(), "TICKCAST_LOG_LEVEL": "INFO"}
     worker = ServiceProcess(settings, ["worker", "--metrics-port", "0"], log, **env).start()
     assert worker.proc is not None
-    samples: list[tuple[float, int, float]] = []
+    reader = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{ns}-bench"})
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            rows = [r for r in collect_lag(settings.kafka_bootstrap, [ns]) if r.topic == topic]
-            done = sum(max(r.committed, 0) for r in rows)
-            samples.append((time.monotonic(), done, cpu_seconds(worker.proc.pid)))
-            if rows and done >= n:
-                break
-            time.sleep(0.5)
+        _wait_assigned(log, worker)
+        time.sleep(2.0)  # the first turn opens the side consumers: let it settle
+        cpu0, t0 = cpu_seconds(worker.proc.pid), time.monotonic()
+        publish(settings, frame, "bench")
+        published = time.monotonic() - t0
+        deadline = t0 + 600
+        while _features_written(reader, features, 4) < n:
+            if time.monotonic() > deadline or not worker.running():
+                raise RuntimeError(f"not drained: {worker.log_tail()}")
+            time.sleep(0.05)
+        t1, cpu1 = time.monotonic(), cpu_seconds(worker.proc.pid)
     finally:
+        reader.close()
         worker.stop()
         reset_namespace(settings)
-    start = next(s for s in samples if s[1] > 0)
-    end = samples[-1]
-    ticks = max(end[1] - start[1], 1)
     return {
-        "ticks_per_s": round(ticks / max(end[0] - start[0], 1e-9)),
-        "cpu_us_per_tick": round((end[2] - start[2]) / ticks * 1e6, 1),
+        "ticks_per_s": round(n / (t1 - t0)),
+        "cpu_us_per_tick": round((cpu1 - cpu0) / n * 1e6, 1),
+        "publish_s": round(published, 2),
     }
 
 
@@ -81,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--symbols", type=int, default=16)
     parser.add_argument("--bars", type=int, default=1500)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     base = load_settings()
     results: dict[str, list[dict[str, float]]] = {"sync": [], "own": []}
@@ -96,6 +119,10 @@ def main() -> None:
         mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         for mode, runs in results.items()
     }
+    ratios = [  # within a pair of neighbouring runs: the machine's load is shared
+        s["cpu_us_per_tick"] / o["cpu_us_per_tick"]
+        for s, o in zip(results["sync"], results["own"], strict=True)
+    ]
     out = {
         "benchmark": "side_sector_sync",
         "ticks": args.symbols * args.bars,
@@ -106,6 +133,7 @@ def main() -> None:
         "cpu_per_tick_sync_over_own": round(
             median["sync"]["cpu_us_per_tick"] / median["own"]["cpu_us_per_tick"], 2
         ),
+        "cpu_ratio_per_round": [round(r, 2) for r in ratios],
         "runs": results,
     }
     print(json.dumps(out))

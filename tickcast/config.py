@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A ticks partition whose position has not risen for this long "
         "stops holding the sector columns of the others (its rows count as not final).",
     )  # fmt: skip
+    side_sector_buffer: int = Field(
+        10_000, ge=1, description="Most records per ticks partition the direct runner keeps "
+        "in memory while their sector columns are not final (never committed); a partition "
+        "holding this many is paused until it holds fewer.",
+    )  # fmt: skip
     feed_api_key: SecretStr = Field(
         SecretStr(""), description="API key of the market-data vendor of `tickcast feed` "
         "(Polygon.io or Alpha Vantage).",

@@ -88,6 +88,12 @@ SIDE_RECORDS = MetricSpec(
     "(bad record), not_final (sector rows answered while an idle partition was left out).",
     ("topic", "outcome"),
 )  # fmt: skip
+SIDE_SECTOR_HELD = MetricSpec(
+    "tickcast_side_sector_held_records", "gauge",
+    "Ticks the direct runner holds in memory until their sector columns are final "
+    "(TICKCAST_SIDE_SECTOR_SYNC; never committed, bounded by TICKCAST_SIDE_SECTOR_BUFFER per "
+    "partition).", (),
+)  # fmt: skip
 WORKER_TURN = _h(
     "tickcast_worker_turn_ms", "Time per phase of the direct worker's loop turn (ms).", ("phase",)
 )
@@ -226,8 +232,8 @@ LAG_COLLECT_ERRORS = MetricSpec(
 
 #: The whole catalogue, in documentation order.
 SPECS: tuple[MetricSpec, ...] = (
-    STAGE_LATENCY, WORKER_TURN, EVENTS, DEAD_LETTERS, SIDE_RECORDS, REDIS_OP, REDIS_ERRORS,
-    CLICKHOUSE_OP,
+    STAGE_LATENCY, WORKER_TURN, EVENTS, DEAD_LETTERS, SIDE_RECORDS, SIDE_SECTOR_HELD,
+    REDIS_OP, REDIS_ERRORS, CLICKHOUSE_OP,
     CLICKHOUSE_ERRORS, HTTP_REQUEST, FEATURE_CACHE_HIT_RATE, DEPENDENCY_UP, DEGRADED,
     PREDICTION_AGE, LAST_PREDICTION,
     PREDICTIONS, MODEL_ACCURACY, MODEL_LOG_LOSS, PREDICTION_CONFIDENCE, DATA_DRIFT_PSI,
@@ -308,6 +314,7 @@ class Metrics:
         self.events = _counter(EVENTS, r)
         self.dead_letters = _counter(DEAD_LETTERS, r)
         self.side_records = _counter(SIDE_RECORDS, r)
+        self.side_sector_held = _gauge(SIDE_SECTOR_HELD, r)
         self.redis_op_ms = _histogram(REDIS_OP, r)
         self.redis_errors = _counter(REDIS_ERRORS, r)
         self.clickhouse_op_ms = _histogram(CLICKHOUSE_OP, r)
