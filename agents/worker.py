@@ -4,7 +4,8 @@ Two runners drive the same stage and commit rule: ``direct`` (the default, a pla
 confluent-kafka consumer group, agents.direct_runner) and ``faust`` (a Faust agent,
 agents.features_agent). A Faust app is built only when the Faust runner runs.
 
-**The feature set is chosen once, at start** (:func:`choose_feature_set`):
+**The feature set is chosen once, at start** (:func:`choose_feature_set`, in
+training.feature_choice so that the drift process follows the same choice):
 ``TICKCAST_FEATURE_SET`` when set, else the union (:func:`indicators.feature_sets.union_of`)
 of the named sets of the registered champions and challengers of ``TICKCAST_MODEL_NAME``,
 else ``classic``. The stream never changes its width mid-run: a model promoted later whose
@@ -30,12 +31,13 @@ from agents.side_inputs import SideFeatureEngine, SideInputs
 from agents.stages import BatchStage
 from indicators.feature_set import FeatureSet
 from indicators.feature_sets import contained, feature_set
-from sidestreams.feature_sets import configured, named, split, union
+from sidestreams.feature_sets import configured, split
 from sidestreams.features import SideFeatureSet, SideSpec, spec_from_settings
 from streams.validation import ValidationRules
 from tickcast.config import Settings
-from tickcast.errors import ConfigError, TickcastError
+from tickcast.errors import ConfigError
 from tickcast.metrics import Metrics, get_metrics, serve_metrics
+from training.feature_choice import choose_feature_set
 
 if TYPE_CHECKING:
     import faust
@@ -43,36 +45,6 @@ if TYPE_CHECKING:
 RUNNERS = ("direct", "faust")
 
 log = structlog.get_logger(__name__)
-
-
-def choose_feature_set(settings: Settings) -> tuple[str, str]:
-    """(name of the set the worker computes, why): explicit, the models' union, or classic.
-
-    An unknown ``TICKCAST_FEATURE_SET`` raises :class:`FeatureSetError` naming the known
-    sets; an unreachable registry falls back to ``classic`` (logged).
-    """
-    explicit = settings.feature_set.strip()
-    if explicit:
-        named(explicit, settings)  # an unknown name raises, naming the known ones
-        return configured(settings, explicit), "TICKCAST_FEATURE_SET"
-    if not settings.scoring_enabled:
-        return "classic", "scoring disabled"
-    from training.registry import feature_sets_in_use, resolve_versions  # mlflow: on use
-
-    models = [n.strip() for n in settings.model_name.split(",") if n.strip()]
-    pinned = [v for v in settings.model_versions.split(",") if v.strip()]
-    try:
-        names: list[str] = []
-        for i, model in enumerate(models):
-            # the first model pinned (backtests): exactly those versions, not the aliases
-            versions = resolve_versions(settings, model, pinned) if pinned and i == 0 else None
-            names.extend(feature_sets_in_use(settings, model, versions))
-    except TickcastError as exc:  # registry down, or a pinned version that does not exist
-        log.warning("feature_set_registry_unavailable", error=str(exc)[:300], using="classic")
-        return "classic", f"registry: {str(exc)[:200]}"
-    if not names:
-        return "classic", "no registered model"
-    return union(names), f"union of the registered models' sets {sorted(set(names))}"
 
 
 def compatible_versions(name: str, side: SideSpec | None = None) -> frozenset[str]:

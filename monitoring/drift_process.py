@@ -2,10 +2,12 @@
 
 One process reads *every* partition of ``features`` (manual assignment; PSI is across all
 symbols, so the windows must see all of them) with confluent-kafka, decodes each
-FeatureVector (values in the order of the set the worker computes: ``TICKCAST_FEATURE_SET``,
-``classic`` by default, followed by the side columns with ``TICKCAST_SIDE_FEATURES``,
-:func:`sidestreams.feature_sets.configured`; vectors of another version are skipped), and
-feeds micro-batches to
+FeatureVector (values in the order of the set the worker computes, chosen at start the way
+the worker chooses it, :func:`training.feature_choice.stream_feature_set`:
+``TICKCAST_FEATURE_SET`` when set, else the union of the sets of the served models'
+registered champions and challengers, else ``classic``, followed by the side columns with
+``TICKCAST_SIDE_FEATURES``; vectors of another version are skipped), and feeds
+micro-batches to
 :class:`monitoring.drift.DriftMonitor`. The event-time watermark is the smallest of the
 partitions' largest event times, every assigned partition counting from the start (an empty
 one too, so a replay into empty topics does not close windows before its slower partitions
@@ -68,13 +70,14 @@ from monitoring.drift_reference import (
     Source,
     reference_model_name,
 )
-from sidestreams.feature_sets import configured, named
+from sidestreams.feature_sets import named
 from streams.codec import get_codec
 from streams.consumers import group_consumer
 from streams.producer import BatchProducer
 from tickcast.config import Settings
 from tickcast.errors import SchemaError
 from tickcast.metrics import Metrics, get_metrics
+from training.feature_choice import scored_sets, stream_feature_set
 
 log = structlog.get_logger(__name__)
 STREAM_REFERENCE = Reference("stream", "stream", "reference-window")
@@ -97,9 +100,19 @@ class DriftAgent:
         """``references`` fixes the reference (named ``reference_model``; no registry);
         otherwise ``champions`` (default: the registry, see :func:`reference_model_name`)."""
         self.settings = settings
-        # the set the worker computes: TICKCAST_FEATURE_SET, + side with TICKCAST_SIDE_FEATURES
-        self.feature_set = feature_set or named(configured(settings), settings)
+        # the set the worker computes: explicit, or the served models' union (+ side columns)
+        if feature_set is None:
+            name, why = stream_feature_set(settings)
+            feature_set = named(name, settings)
+            log.info("drift_feature_set", name=name, why=why, version=feature_set.version)
+        else:
+            name = ""
+        self.feature_set = feature_set
         self.names = self.feature_set.names
+        # a champion of a set the stream contains (classic on classic+alpha158) is compared
+        # on its own columns, as the worker scores it
+        versions = {named(n, settings).version for n in scored_sets(name)} if name else set()
+        versions.add(self.feature_set.version)
         self.metrics = metrics or get_metrics()
         self.topic = settings.topic("features")
         self.drift_topic = settings.topic("drift")
@@ -116,9 +129,7 @@ class DriftAgent:
             source: Source = "stream" if name == STREAM_REFERENCE.model else "champion"
             self._build_monitor(Reference(source, name, version, references))
         elif champions is None and model is not None:
-            self.champions = ChampionReferences(
-                settings, model, self.names, self.feature_set.version
-            )
+            self.champions = ChampionReferences(settings, model, self.names, frozenset(versions))
         self.clock = clock
         self._poller: ThreadPoolExecutor | None = None
         self._poll: Future[Reference | None] | None = None

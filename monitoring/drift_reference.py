@@ -16,7 +16,10 @@ keeps its current reference, logs and counts it):
 * ``garbage``: the artifact is not the JSON described in :func:`parse_reference`;
 * ``empty``: no feature of the stream's feature set has a usable distribution (a model
   registered without a reference stores an empty one);
-* ``feature_set``: it describes another feature-set version than the stream's.
+* ``feature_set``: it describes a feature-set version the stream does not serve (neither
+  the stream's own nor one of the sets it contains, whose models the worker scores on their
+  own columns: a ``classic`` champion on a ``classic+alpha158`` stream is compared on its
+  41 columns).
 
 A version refused as ``garbage``, ``empty`` or ``feature_set`` is not fetched again (its
 artifacts do not change); ``registry`` and ``missing`` (an artifact store that is down looks
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -88,7 +91,9 @@ def reference_model_name(settings: Settings) -> str | None:
 
 
 def parse_reference(
-    payload: Any, names: Sequence[str] | None = None, feature_set_version: str | None = None
+    payload: Any,
+    names: Sequence[str] | None = None,
+    feature_set_version: str | Collection[str] | None = None,
 ) -> dict[str, ReferenceDistribution]:
     """Per-feature references from ``training/reference.py``'s JSON.
 
@@ -96,8 +101,9 @@ def parse_reference(
     ``{"edges", "proportions"}``); features without edges (never finite in training) are
     skipped, and so are features not in ``names`` when given. Raises
     :class:`ReferenceRefused`: ``garbage`` for anything else, ``feature_set`` when the
-    payload's ``feature_set_version`` is set and is not ``feature_set_version``, ``empty``
-    when no feature is left.
+    payload's ``feature_set_version`` is set and is not ``feature_set_version`` (or not one
+    of them, a collection: the versions the stream serves), ``empty`` when no feature is
+    left.
 
     >>> parse_reference({"features": [{"name": "x", "edges": [0, 1, 2],
     ...                                "proportions": [0.5, 0.5]}]})["x"].cuts.tolist()
@@ -125,10 +131,13 @@ def parse_reference(
         stored_version = str(payload.get("feature_set_version") or "")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReferenceRefused("garbage", f"not a drift reference: {exc!s:.200}") from exc
-    if feature_set_version and stored_version and stored_version != feature_set_version:
+    accepted = (
+        {feature_set_version} if isinstance(feature_set_version, str) else feature_set_version
+    )
+    if accepted and stored_version and stored_version not in accepted:
         raise ReferenceRefused(
-            "feature_set", f"reference of feature set {stored_version}, stream has "
-            f"{feature_set_version}",
+            "feature_set", f"reference of feature set {stored_version}, stream serves "
+            f"{sorted(accepted)}",
         )  # fmt: skip
     if names is not None:
         refs = {n: r for n, r in refs.items() if n in set(names)}
@@ -141,7 +150,11 @@ class ChampionReferences:
     """The ``champion`` alias of ``model`` and its reference (see the module doc)."""
 
     def __init__(
-        self, settings: Settings, model: str, names: Sequence[str], feature_set_version: str
+        self,
+        settings: Settings,
+        model: str,
+        names: Sequence[str],
+        feature_set_version: str | Collection[str],
     ) -> None:
         self.settings = settings
         self.model = model
