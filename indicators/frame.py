@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from indicators.alpha158.state import Alpha158
-from indicators.alpha158.vector import Alpha158Batch
+from indicators.alpha158.state import Alpha158, empty_history
+from indicators.alpha158.vector import advance
 from indicators.bar import BAR_COLUMNS, QUOTE_COLUMNS, Bar
 from indicators.errors import FrameError, InvalidBarError
 from indicators.feature_set import FeatureSet, SymbolState
@@ -35,10 +35,11 @@ def compute_frame(
     ``bid, ask, bid_size, ask_size``, in any row order. Per symbol, bars are applied in
     ``ts_ms`` order to one :class:`~indicators.feature_set.SymbolState` (the code the stream
     runs), so row *t* only sees bars with ``ts <= t``. An Alpha158 block is computed across
-    all symbols at once by :class:`~indicators.alpha158.vector.Alpha158Batch` (the
-    per-symbol indicator's values, bit for bit) on the bars the state accepted. The result
-    has the same index as ``df``, columns ``ts_ms``, ``symbol`` then ``feature_set.names``
-    (float64, ``NaN`` for warm-up), and ``attrs["feature_set_version"]``.
+    all symbols at once by :func:`~indicators.alpha158.vector.advance` (the function the
+    per-symbol indicator and the stream run: their values, bit for bit) on the bars the
+    state accepted. The result has the same index as ``df``, columns ``ts_ms``, ``symbol``
+    then ``feature_set.names`` (float64, ``NaN`` for warm-up), and
+    ``attrs["feature_set_version"]``.
 
     A bar the state refuses (non-finite or non-positive price, duplicate ``ts_ms``...) raises
     :class:`~indicators.errors.FrameError` naming the row, or with ``on_invalid="skip"``
@@ -77,7 +78,7 @@ def compute_frame(
         )
         if span:
             applied = np.asarray(order)[np.asarray(accepted, dtype=bool)]
-            _alpha158_rounds(out[:, span[0] : span[1]], applied, codes, cols)
+            _alpha158(out[:, span[0] : span[1]], applied, codes, cols)
         if rest:
             out[np.ix_(order, np.flatnonzero(keep))] = np.asarray(rows, dtype=np.float64)
     result = pd.DataFrame(out, index=df.index, columns=list(fs.names))
@@ -97,31 +98,23 @@ def _alpha158_span(fs: FeatureSet) -> tuple[int, int] | None:
     return None
 
 
-def _alpha158_rounds(
+def _alpha158(
     dest: npt.NDArray[np.float64],
     accepted: npt.NDArray[np.intp],
     codes: npt.NDArray[np.intp],
     cols: list[list[float]],
 ) -> None:
-    """Alpha158 of the ``accepted`` rows (symbol by symbol, time-ordered) into ``dest``.
-
-    One :class:`~indicators.alpha158.vector.Alpha158Batch` row per symbol; round *k* applies
-    the *k*-th accepted bar of every symbol that has one, so each symbol sees its bars in
-    order and the values are the per-symbol indicator's, bit for bit.
-    """
+    """Alpha158 of the ``accepted`` rows (symbol by symbol, time-ordered) into ``dest``:
+    one :func:`~indicators.alpha158.vector.advance` of every symbol from an empty history."""
     if not len(accepted):
         return
-    sym = codes[accepted]
-    first = np.r_[0, np.flatnonzero(np.diff(sym)) + 1]
-    rank = np.arange(len(sym)) - np.repeat(first, np.diff(np.r_[first, len(sym)]))
-    by_round = np.argsort(rank, kind="stable")
-    bounds = np.searchsorted(rank[by_round], np.arange(rank.max() + 2))
-    o, h, lo, c, v = (np.asarray(col, dtype=np.float64)[accepted] for col in cols)
-    vwap = (h + lo + c) / 3.0  # bar_vwap
-    batch = Alpha158Batch(int(codes.max()) + 1)
-    for k in range(len(bounds) - 1):
-        at = by_round[bounds[k] : bounds[k + 1]]
-        dest[accepted[at]] = batch.update(sym[at], o[at], h[at], lo[at], c[at], v[at], vwap[at])
+    sym = codes[accepted].astype(np.int64)
+    bars = np.empty((len(accepted), 6))
+    for j, col in enumerate(cols):
+        bars[:, j] = np.asarray(col, dtype=np.float64)[accepted]
+    bars[:, 5] = (bars[:, 1] + bars[:, 2] + bars[:, 3]) / 3.0  # bar_vwap
+    hist = np.repeat(empty_history()[None], int(codes.max()) + 1, axis=0)
+    dest[accepted] = advance(hist, sym, bars)[0]
 
 
 def _run(

@@ -1,7 +1,7 @@
-"""The stream's Alpha158: rows of the vectorised engine, per-symbol values and snapshots.
+"""The stream's Alpha158: one batch call per micro-batch, per-symbol values and snapshots.
 
-The feature engine applies each micro-batch's Alpha158 updates in rounds on one
-:class:`~indicators.alpha158.vector.Alpha158Batch`; every record must carry the values the
+The feature engine applies each micro-batch's Alpha158 updates in one call of
+:func:`~indicators.alpha158.vector.advance`; every record must carry the values the
 per-symbol :class:`~indicators.feature_set.SymbolState` gives (bit for bit), whatever the
 batch cut (several ticks of a symbol in one batch), with refused ticks in between, and when
 states go through their snapshot bytes between batches (a restart) or stay in memory.
@@ -17,7 +17,6 @@ import pytest
 
 from agents.feature_engine import FeatureEngine, SymbolStream
 from indicators.alpha158 import Alpha158
-from indicators.alpha158.rows import Alpha158Row
 from indicators.feature_set import FeatureSet
 from indicators.feature_sets import feature_set
 from tests.unit.agents.test_predictions import NOW_MS, _bars, _raw
@@ -86,27 +85,27 @@ def test_records_equal_the_per_symbol_state_for_any_batch_cut(
     np.testing.assert_array_equal(g, w)
 
 
-def test_snapshots_are_compact_row_slices_that_restore_anywhere(bars: pd.DataFrame) -> None:
+def test_snapshots_are_small_histories_that_restore_anywhere(bars: pd.DataFrame) -> None:
     fs = feature_set("alpha158")
     records = _raw(bars)
-    out = vectorised(fs).process(records[:200], lambda s, p: None, NOW_MS)
+    engine = vectorised(fs)
+    out = engine.process(records[:200], lambda s, p: None, NOW_MS)
     state = out.touched["S1"]
-    assert isinstance(state.features.indicators[0], Alpha158Row)  # live: a row of the engine
+    (ind,) = state.features.indicators
+    assert isinstance(ind, Alpha158)
+    assert ind.queue is engine.alpha158  # live: its bars wait for the micro-batch
     blob = state.dumps()
-    assert len(blob) < 20_000
+    assert len(blob) < 8_000
     restored = SymbolStream.loads(blob)
-    (ind,) = restored.features.indicators
-    assert isinstance(ind, Alpha158Row)
-    assert ind.rows.standalone
-    assert np.array_equal(ind.out, state.last_values, equal_nan=True)
+    (twin,) = restored.features.indicators
+    assert type(twin) is Alpha158
+    assert twin.queue is None
+    assert np.array_equal(twin.out, state.last_values, equal_nan=True)
     # outside a feature stage the restored state updates bar by bar, as the per-symbol one
-    plain = ind.to_plain()
-    assert type(plain) is Alpha158
+    want = per_symbol(bars, "alpha158")
     rest = bars.iloc[200:][bars.iloc[200:]["symbol"] == "S1"]
-    lone = fs.new_state()
-    lone.replace(0, plain)
+    assert len(rest) > 50
     for bar in to_bars(rest):
         got = restored.features.update(bar)
-        want = lone.update(bar)
-        assert np.array_equal(got, want, equal_nan=True)
-    assert len(pickle.dumps(plain)) < 64_000
+        assert np.array_equal(got, want[("S1", bar.ts_ms)], equal_nan=True)
+    assert len(pickle.dumps(twin)) < 5_000

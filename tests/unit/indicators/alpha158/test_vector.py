@@ -1,29 +1,33 @@
-"""The vectorised engine against the per-symbol indicator: the same bits at every step.
+"""The batch engine against the per-symbol indicator: the same bits, whatever the batching.
 
-Real S&P 500 symbols of unequal lengths and the edge-case series run together, one round
-per bar index, so rows join and leave rounds and refreshes of different rows fall due in
-different rounds. Equality is exact (``==``, NaN where NaN), not a tolerance: the engine
-repeats the per-symbol operations in the same order.
+Real S&P 500 symbols of unequal lengths and the edge-case series are cut into micro-batches
+at random (several bars of a symbol in one batch, symbols joining and leaving, batches
+larger than a gathered block), and every value must equal the per-symbol indicator's fed
+one bar at a time (``==``, NaN where NaN): a tick's values may not depend on its batch.
+Snapshots round-trip, stay small, and the earlier engines' snapshots migrate.
 """
 
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from indicators.alpha158 import Alpha158
-from indicators.alpha158.vector import Alpha158Batch, load_state, to_state
-from tests.unit.indicators.alpha158.conftest import SYMBOLS, run_incremental, with_vwap
+from indicators.alpha158.state import empty_history
+from indicators.alpha158.vector import CHUNK, advance
+from tests.unit.indicators.alpha158.conftest import make_edge_bars, with_vwap
 
 FIELDS = ["open", "high", "low", "close", "volume", "vwap"]
+LEGACY = Path(__file__).with_name("data") / "legacy_states.pkl"
 
 
 @pytest.fixture(scope="module")
 def series(sp500_symbols: dict[str, pd.DataFrame], edge_bars: pd.DataFrame) -> list[np.ndarray]:
-    frames = [with_vwap(sp500_symbols[s]) for s in SYMBOLS] + [with_vwap(edge_bars)]
+    frames = [with_vwap(f) for f in sp500_symbols.values()] + [with_vwap(edge_bars)]
     return [f[FIELDS].to_numpy(np.float64) for f in frames]
 
 
@@ -31,21 +35,6 @@ def series(sp500_symbols: dict[str, pd.DataFrame], edge_bars: pd.DataFrame) -> l
 def expected(series: list[np.ndarray]) -> list[np.ndarray]:
     """The per-symbol path's values of every series, computed once."""
     return [per_symbol(bars) for bars in series]
-
-
-def run_rounds(batch: Alpha158Batch, series: list[np.ndarray], start: int = 0) -> list[list]:
-    """Feed bar ``k`` of every series still running as round ``k``; rows = series index."""
-    outs: list[list] = [[] for _ in series]
-    for k in range(start, max(len(s) for s in series)):
-        rows = np.array([i for i, s in enumerate(series) if k < len(s)])
-        out = batch.update(rows, *np.stack([series[i][k] for i in rows]).T)
-        for r, values in zip(rows.tolist(), out, strict=True):
-            outs[r].append(values)
-    return outs
-
-
-def same(got: np.ndarray, want: np.ndarray) -> bool:
-    return bool(np.array_equal(got, want, equal_nan=True))
 
 
 def per_symbol(bars: np.ndarray, state: Alpha158 | None = None) -> np.ndarray:
@@ -57,76 +46,83 @@ def per_symbol(bars: np.ndarray, state: Alpha158 | None = None) -> np.ndarray:
     return np.array(rows)
 
 
-def test_every_value_at_every_step_equals_the_per_symbol_path(
-    series: list[np.ndarray], expected: list[np.ndarray]
+def same(got: np.ndarray, want: np.ndarray) -> bool:
+    return bool(np.array_equal(got, want, equal_nan=True))
+
+
+def interleaved(series: list[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every series' bars as one stream: a random interleaving keeping each series' order."""
+    rng = np.random.default_rng(seed)
+    group = np.concatenate([np.full(len(s), i) for i, s in enumerate(series)])
+    rng.shuffle(group)
+    nxt = [0] * len(series)
+    bars = np.empty((len(group), 6))
+    for k, g in enumerate(group.tolist()):
+        bars[k] = series[g][nxt[g]]
+        nxt[g] += 1
+    return group, bars
+
+
+@pytest.mark.parametrize(("seed", "sizes"), [(1, (1, 2, 7)), (2, (50, 333)), (3, (CHUNK + 77,))])
+def test_any_batching_gives_the_per_symbol_values(
+    series: list[np.ndarray], expected: list[np.ndarray], seed: int, sizes: tuple[int, ...]
 ) -> None:
-    outs = run_rounds(Alpha158Batch(len(series)), series)
-    for i, bars in enumerate(series):
-        want = expected[i]
-        got = np.array(outs[i])
-        assert got.shape == want.shape == (len(bars), 158)
-        bad = np.argwhere(~((got == want) | (np.isnan(got) & np.isnan(want))))
-        assert bad.size == 0, (i, [(int(r), int(c), got[r, c], want[r, c]) for r, c in bad[:5]])
+    group, bars = interleaved(series, seed)
+    rng = np.random.default_rng(seed)
+    hist = np.stack([empty_history()] * len(series))
+    got: list[list[np.ndarray]] = [[] for _ in series]
+    at = 0
+    while at < len(group):
+        stop = at + int(rng.choice(sizes))
+        out, hist = advance(hist, group[at:stop], bars[at:stop])
+        for g, row in zip(group[at:stop].tolist(), out, strict=True):
+            got[g].append(row)
+        at = stop
+    for i, want in enumerate(expected):
+        values = np.array(got[i])
+        assert values.shape == want.shape == (len(series[i]), 158)
+        bad = np.argwhere(~((values == want) | (np.isnan(values) & np.isnan(want))))
+        assert bad.size == 0, (i, [(int(r), int(c), values[r, c], want[r, c]) for r, c in bad[:5]])
 
 
-def test_conftest_harness_agrees(sp500_symbols: dict[str, pd.DataFrame]) -> None:
-    """The batch of one symbol is the reference tests' incremental path, value for value."""
-    bars = with_vwap(sp500_symbols["AAPL"])
-    want = run_incremental(bars).to_numpy()
-    got = run_rounds(Alpha158Batch(1), [bars[FIELDS].to_numpy(np.float64)])[0]
-    assert same(np.array(got), want)
-
-
-def test_rows_are_independent_and_rounds_may_skip_rows(series: list[np.ndarray]) -> None:
-    """A row fed in every other round (others in between) gives the values of a lone run."""
+def test_a_symbol_alone_in_a_batch_of_others_is_unaffected(series: list[np.ndarray]) -> None:
+    """Rows of other symbols (one starting afresh each batch, NaN-padded) never leak in."""
     a, b = series[0], series[-1]
-    batch = Alpha158Batch(3)
-    got_a, got_b = [], []
-    for k in range(max(len(a), len(b))):
-        if k < len(a):
-            got_a.append(batch.update(np.array([2]), *a[k][:, None])[0])
-        if k < len(b):
-            got_b.append(batch.update(np.array([0]), *b[k][:, None])[0])
-    assert same(np.array(got_a), per_symbol(a))
-    assert same(np.array(got_b), per_symbol(b))
-    assert batch.t.tolist() == [len(b), 0, len(a)]
+    hist = np.stack([empty_history()] * 3)
+    got = []
+    for k in range(len(a)):
+        hist[2] = empty_history()
+        out, hist = advance(hist, np.array([1, 2, 0, 1]), np.array([b[k], b[k], a[k], b[k]]))
+        got.append(out[2])
+    assert same(np.array(got), per_symbol(a))
 
 
-@pytest.mark.parametrize("cut", [0, 1, 4, 5, 59, 61, 105, 130, 203])
-def test_state_round_trips_through_the_per_symbol_value(
+@pytest.mark.parametrize("cut", [0, 1, 4, 5, 59, 60, 61, 105, 130, 203])
+def test_a_snapshot_round_trips_mid_series(
     series: list[np.ndarray], expected: list[np.ndarray], cut: int
 ) -> None:
-    """Snapshot a row as a pickled :class:`Alpha158` and back, mid-series: futures identical."""
-    batch = Alpha158Batch(len(series))
-    run_rounds_until(batch, series, cut)
     for i, bars in enumerate(series):
-        if cut >= len(bars):
-            continue
-        restored: Alpha158 = pickle.loads(pickle.dumps(to_state(batch, i)))
-        want = expected[i][cut:]
-        # batch -> per-symbol: the restored indicator continues with the same bits
-        assert same(per_symbol(bars[cut:], restored), want), i
-        # per-symbol -> batch: a per-symbol state run to ``cut`` loads into a fresh batch row
-        lone = Alpha158()
-        per_symbol(bars[:cut], lone)
-        fresh = Alpha158Batch(2)
-        load_state(fresh, 1, pickle.loads(pickle.dumps(lone)))
-        got = [fresh.update(np.array([1]), *bars[k][:, None])[0] for k in range(cut, len(bars))]
-        assert same(np.array(got), want), i
-    # the batch itself continues unchanged after the snapshots
-    rest = run_rounds(batch, series, start=cut)
-    for i, bars in enumerate(series):
-        if cut < len(bars):
-            assert same(np.array(rest[i]), expected[i][cut:]), i
+        ind = Alpha158()
+        per_symbol(bars[:cut], ind)
+        blob = pickle.dumps(ind, pickle.HIGHEST_PROTOCOL)
+        assert len(blob) < 5_000
+        restored = pickle.loads(blob)
+        assert restored.queue is None
+        assert same(np.array(restored.out), np.array(ind.out))
+        assert same(per_symbol(bars[cut:], restored), expected[i][cut:]), i
 
 
-def run_rounds_until(batch: Alpha158Batch, series: list[np.ndarray], stop: int) -> None:
-    for k in range(stop):
-        rows = np.array([i for i, s in enumerate(series) if k < len(s)])
-        batch.update(rows, *np.stack([series[i][k] for i in rows]).T)
-
-
-def test_a_snapshot_of_a_row_is_compact(series: list[np.ndarray]) -> None:
-    batch = Alpha158Batch(len(series))
-    run_rounds_until(batch, series, 200)
-    assert len(pickle.dumps(to_state(batch, 0))) < 64_000
+def test_snapshots_of_the_earlier_engines_migrate_without_a_reset() -> None:
+    """Pickles written by the incremental operators and by the row engine (generated with
+    the code before the history engine, at bar 130 of the edge series) continue exactly as
+    an uninterrupted history does."""
+    legacy = pickle.loads(LEGACY.read_bytes())
+    bars = with_vwap(make_edge_bars())[FIELDS].to_numpy(np.float64)
+    cut = legacy["cut"]
+    want = per_symbol(bars)
+    for kind in ("plain", "row"):
+        ind = pickle.loads(legacy[kind])
+        assert type(ind) is Alpha158, kind
+        # the values stored with it are the old engine's (equal to ours within rounding)
+        np.testing.assert_allclose(ind.out, want[cut - 1], rtol=1e-9, atol=1e-12)
+        assert same(per_symbol(bars[cut:], ind), want[cut:]), kind
