@@ -142,14 +142,14 @@ class FeatureEngine:
         seeks back to it; agents.side_inputs: sector columns not final yet)."""
         self.partition_latest: dict[int, int] = {}
         self.alpha158: BatchRows | None = None
-        """With :meth:`vectorise_alpha158`: Alpha158 of every symbol as rows of one engine."""
+        """With :meth:`vectorise_alpha158`: the micro-batch's Alpha158 ticks, computed at once."""
         """Per partition of the ticks topic, the latest event time of an accepted tick (raised
         from a loaded symbol state's ``last_ts`` too): the FUTURE_TIMESTAMP reference."""
 
     def vectorise_alpha158(self) -> bool:
-        """Update Alpha158 (if the set has it) as rows of one vectorised engine, once per
-        batch in rounds (``TICKCAST_ALPHA158_ENGINE=vector``); values are the per-symbol
-        indicator's bit for bit, snapshots its rows' arrays. True when switched on."""
+        """Update Alpha158 (if the set has it) once per batch, every tick in one numpy call
+        from its symbol's last 61 bars (``TICKCAST_ALPHA158_ENGINE=vector``); values are the
+        per-symbol indicator's bit for bit, snapshots unchanged. True when switched on."""
         if any(isinstance(i, Alpha158) for i in self.feature_set.new_state().indicators):
             self.alpha158 = BatchRows()
         return self.alpha158 is not None
@@ -236,7 +236,7 @@ class FeatureEngine:
             if self.side is not None:
                 values = values + self.side.extend(symbol, tick["ts"], tick["close"], state.extra)
             if alpha is not None:
-                alpha.bind(values)  # its Alpha158 block is filled in by flush() below
+                alpha.bind(values)  # its Alpha158 block is inserted by flush() below
             state.last_ts = tick["ts"]
             state.last_values = values
             if state.last_ts > latest.get(partition, -1):

@@ -98,11 +98,9 @@ class Settings(BaseSettings):
         "needing another set is refused until a restart.",
     )  # fmt: skip
     alpha158_engine: Literal["per_symbol", "vector"] = Field(
-        "vector", description="How the worker updates Alpha158: vector (every symbol a row of "
-        "one numpy engine, updated once per micro-batch in rounds: the k-th tick of every "
-        "symbol) or per_symbol (one Python indicator per symbol, tick by tick). Same values bit "
-        "for bit; a round costs ~0.3-0.8 ms however few symbols it holds, so vector gains most "
-        "when a batch spreads over many symbols.",
+        "vector", description="How the worker updates Alpha158: vector (every tick of a "
+        "micro-batch in one numpy call, each from its symbol's last 61 bars) or per_symbol "
+        "(the same call on one tick at a time: ~40x the CPU per tick). Same values bit for bit.",
     )  # fmt: skip
 
     # Side streams (docs/side_streams.md)
@@ -125,10 +123,10 @@ class Settings(BaseSettings):
         4096, ge=2, description="Most records an as-of table keeps (per series, per symbol)."
     )
     side_sector_sync: bool = Field(
-        False, description="Sector columns from every worker's bar returns (the sector-returns "
+        True, description="Sector columns from every worker's bar returns (the sector-returns "
         "topic), each row answered once final: equal to training on any number of partitions "
-        "and workers (direct runner), but a replay read unevenly drains ~40x slower "
-        "(docs/side_streams.md); false: each worker's own symbols, in arrival order.",
+        "and workers (direct runner only; ~1.4x the CPU per tick, docs/side_streams.md); "
+        "false: each worker's own symbols, in arrival order (exact on one partition only).",
     )  # fmt: skip
     side_sector_idle_s: float = Field(
         30.0, gt=0, description="A ticks partition whose position has not risen for this long "

@@ -71,7 +71,8 @@ class BatchRows:
         self._queued.append((indicator, bar))
 
     def bind(self, values: list[float]) -> None:
-        """The feature list returned for the bar queued last: filled in by :meth:`flush`."""
+        """The feature list returned for the bar queued last: :meth:`flush` inserts the
+        bar's 158 values at the block's place (the queued indicator contributed none)."""
         self._targets.append((values, self._start))
 
     def flush(self) -> int:
@@ -102,9 +103,8 @@ class BatchRows:
         bars[:, 5] = (bars[:, 1] + bars[:, 2] + bars[:, 3]) / 3.0  # bar_vwap
         out, hist = advance(np.stack([s.hist for s in symbols]), group, bars)
         rows = out.tolist()
-        width = Alpha158.n_outputs
         for (target, start), values in zip(targets, rows, strict=True):
-            target[start : start + width] = values
+            target[start:start] = values  # the state left the block out (``out`` empty)
         for ind, h, i in zip(symbols, hist, last, strict=True):
             ind.hist = h.copy()
             ind.out = tuple(rows[i])

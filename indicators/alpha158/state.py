@@ -71,7 +71,8 @@ class Alpha158(Indicator):
     for 60 bars); :attr:`defined_after` is the bar count from which every feature can be
     defined. State: ``hist``, the last 60 bars' fields ``[6, 60]``, constant in size.
     While ``queue`` is set (a feature stage's micro-batch engine), :meth:`update_bar` only
-    queues the bar; the engine computes it with the rest of the batch.
+    queues the bar (``out`` is empty until then); the engine computes it with the rest of
+    the batch.
     """
 
     __slots__ = ("hist", "queue")
@@ -95,7 +96,11 @@ class Alpha158(Indicator):
 
     def update_bar(self, bar: Bar) -> None:
         if self.queue is not None:
+            # Queued: ``out`` stays empty until the batch is computed, so the feature list
+            # the symbol's state returns has no stale block to build and overwrite; the
+            # queue inserts the values into it (BatchRows.flush) and sets ``out`` again.
             self._n = 1
+            self.out = ()
             self.queue.push(self, bar)
             return
         self.update(bar.open, bar.high, bar.low, bar.close, bar.volume, bar_vwap(bar))

@@ -6,10 +6,11 @@ starts). :func:`features` takes those windows as matrices ``[field, tick, 61]`` 
 every operator for all ticks with a fixed number of numpy calls per (operator, window):
 
 * sums, means, standard deviations, correlations and the regression on row positions from
-  *reversed cumulative sums* over the window's columns (newest first), one call for all five
-  window lengths; values are taken relative to an anchor inside the window (the newest valid
-  value), so the one-pass moments lose at most ~2w ulps, and a flat window has a sum of
-  squares of exactly 0 and a mean of exactly its value;
+  window sums: one ``reduceat`` over the segments between window edges, then the segments
+  added newest first, for all five window lengths at once; values are taken relative to an
+  anchor inside the window (the newest valid value), so the one-pass moments lose at most
+  ~2w ulps, and a flat window has a sum of squares of exactly 0 and a mean of exactly its
+  value;
 * max/min and their positions with ``argmax`` on the last ``w`` columns, quantiles with a
   row sort, rank with counts of lower and equal values.
 
@@ -28,7 +29,7 @@ other rows of the batch).
 >>> hist = np.full((2, len(FIELDS), HISTORY), np.nan)
 >>> bars = np.array([[10.0, 10.5, 9.5, 10.2, 1e3, 10.1], [20.0, 21.0, 19.0, 20.5, 5e3, 20.2]])
 >>> out, new = advance(hist, np.array([0, 1]), bars)
->>> out.shape, new.shape, out[0, NAMES.index("MA5")], out[1, NAMES.index("RANK60")]
+>>> out.shape, new.shape, float(out[0, NAMES.index("MA5")]), float(out[1, NAMES.index("RANK60")])
 ((2, 158), (2, 6, 60), 1.0, 1.0)
 """
 
@@ -63,6 +64,7 @@ _WF = _W.astype(np.float64)
 _EDGES = (HISTORY - _W)[::-1].copy()  # first column of each window, the longest first
 _Q = np.arange(1.0 - HISTORY, 1.0)  # row positions, the newest at 0 (shift-invariant fits)
 _LATE = [3, 6, 7]  # moment series whose newest value may be missing
+_ROWS, _OWN = [0, 1, 4], [2, 3, 5, 6, 7]  # series valid on every bar / counted on their own
 _PX, _PY = [0, 6], [1, 7]  # the pairs: close & log volume, CORD's two inputs jointly
 #: Ticks per gathered block: its temporaries stay in the CPU caches (measured best).
 CHUNK = 256
@@ -158,7 +160,10 @@ def _features(win: F64, o: F64, vwap: F64) -> F64:
     anchor[_LATE] = np.take_along_axis(x[_LATE], late[:, :, None], axis=2)
     anchor = np.where(anchor == anchor, anchor, 0.0)
     xa = np.where(ok, x - anchor, 0.0)
-    s1, s2, cnt = _rsum(xa), _rsum(xa * xa), _rsum(ok)
+    s1, s2 = _rsum(xa), _rsum(xa * xa)
+    cnt = np.empty_like(s1)
+    cnt[_ROWS] = n_rows  # close, log volume, volume: valid wherever a bar is
+    cnt[_OWN] = _rsum(ok[_OWN])
     ss = s2 - s1 * s1 / cnt
     mean = anchor + s1 / cnt  # NaN for an empty window
     std = np.where(cnt >= 2, np.sqrt(np.maximum(ss, 0.0) / (cnt - 1.0)), NAN)

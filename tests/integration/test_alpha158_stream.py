@@ -126,3 +126,42 @@ def test_a_model_trained_on_alpha158_is_served_alpha158_value_for_value(
                                                                       strict=True)])  # fmt: skip
     np.testing.assert_array_equal(got_prob, expected)
     assert {p["feature_set_version"] for p in champion.values()} == {ALPHA.version}
+
+
+@pytest.mark.parametrize("runner", ["direct", "faust"])
+def test_sigkill_mid_replay_recovers_alpha158_value_for_value(
+    settings: Settings, tmp_path: Path, runner: str
+) -> None:
+    """A worker computing Alpha158 is killed mid-replay; its successor restores the symbols'
+    60-bar histories from the snapshots and every record (replays included) carries
+    ``compute_frame``'s values."""
+    settings = settings.model_copy(update={"feature_set": "alpha158"})
+    apply_topics(settings)
+    frame = make_bars(40, 200, seed=12)
+    publish(settings, frame, "test")
+    first = WorkerProcess(settings, tmp_path / "worker1.log", runner).start()
+    seen = read_topic(settings, "features", "FeatureVector",
+                      lambda r: len(r) >= len(frame) // 3, alive=first.alive)  # fmt: skip
+    first.kill()
+    assert len(seen) < len(frame), "the worker finished before it could be killed"
+    second = WorkerProcess(settings, tmp_path / "worker2.log", runner).start()
+    try:
+        got = read_topic(
+            settings, "features", "FeatureVector",
+            lambda r: len(r) >= len(frame) and len(dedupe_features(r)) >= len(frame),
+            alive=second.alive,
+        )  # fmt: skip
+    finally:
+        second.stop()
+    want = compute_frame(frame, ALPHA).sort_values(["symbol", "ts_ms"]).reset_index(drop=True)
+    matrix = want[list(ALPHA.names)].to_numpy(dtype=np.float64)
+    row = {(s, t): i for i, (s, t) in enumerate(zip(want.symbol, want.ts_ms, strict=True))}
+    assert {(r["symbol"], r["ts"]) for r in got} == set(row)
+    differ = [
+        (r["symbol"], r["ts"], j)
+        for r in got  # every record, a replayed tick's too
+        for j, x in enumerate(r["values"])
+        if not _same(float(x), float(matrix[row[(r["symbol"], r["ts"])], j]))
+    ]
+    assert differ == [], f"{len(differ)} values differ, first {differ[:3]}"
+    assert np.isfinite(matrix[-1]).sum() > 150
