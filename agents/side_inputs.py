@@ -18,16 +18,16 @@ Before each batch :meth:`SideInputs.poll` takes whatever side records have arriv
 record is counted in ``tickcast_side_records_total{topic, outcome}``.
 
 **Sector columns on several partitions** (:class:`SectorSync`, ``TICKCAST_SIDE_SECTOR_SYNC``,
-off by default: a replay read unevenly drains ~40x slower, ``docs/side_streams.md``): every
-worker publishes its accepted bars' returns and, per ticks partition
-it processed, a watermark (the time before which that partition is done) to
-``sector-returns`` (partitioned like ``ticks``), and reads all of it into a
+on by default; the direct runner only): every worker publishes its accepted bars' returns
+and, per ticks partition it processed, a watermark (the time before which that partition is
+done) to ``sector-returns`` (partitioned like ``ticks``), and reads all of it into a
 :class:`~sidestreams.sector_sync.BroadcastBoard`. A batch's records are taken in event-time
 order while their sector columns are final (:func:`~sidestreams.sector_sync.plan_batch`);
-the rest is left in Kafka (:attr:`FeatureEngine.held`: the direct runner seeks back to it),
-so nothing is held in memory and the commit rule is untouched. A partition whose position
-has not risen for ``TICKCAST_SIDE_SECTOR_IDLE_S`` stops holding the others (rows then
-processed count as ``outcome="not_final"`` under ``topic="sector-returns"``).
+the engine reports where it stopped (:attr:`FeatureEngine.held`) and the direct runner keeps
+the rest in memory for the next turns (agents.held_records: bounded, never committed, a
+full partition paused). A partition whose position has not risen for
+``TICKCAST_SIDE_SECTOR_IDLE_S`` stops holding the others (rows then processed count as
+``outcome="not_final"`` under ``topic="sector-returns"``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,13 @@ from indicators.feature_set import FeatureSet
 from schemas.records import MacroObservation, NewsItem
 from sidestreams.features import SideFeatureSet, SideSpec, SideState
 from sidestreams.sector import SymbolReturns
-from sidestreams.sector_sync import BroadcastBoard, PartitionWatermark, plan_batch
+from sidestreams.sector_sync import (
+    BroadcastBoard,
+    PartitionWatermark,
+    plan_batch,
+    read_return,
+    record_time,
+)
 from streams.codec import AvroCodec
 from streams.consumers import reader
 from streams.feature_encoder import FeatureVectorEncoder
@@ -85,6 +91,14 @@ class SectorSync:
         """Per partition, the latest watermark this worker published."""
         self.opened = self.checked = 0.0
 
+    def seen(self, partition: int) -> None:
+        """``partition`` of ``ticks`` holds records (this worker read some, or a worker
+        published its returns or watermark): wait for it, ``side_sector_idle_s`` at most
+        from now if it does not advance."""
+        if partition not in self.nonempty:
+            self.nonempty.add(partition)
+            self.advanced.setdefault(partition, time.monotonic())
+
     def observe(self, partition: int, ts: int) -> None:
         """``partition`` is done before ``ts`` (its position rose: it is not idle)."""
         if ts > self.mark.latest.get(partition, -1):
@@ -96,12 +110,17 @@ class SectorSync:
         try:
             if value is None:
                 raise SchemaError("UNDECODABLE", "empty (tombstone) payload")
-            record = self.codec.decode(value)
-            kind, ts, values = record["feature_set_version"], record["ts"], record["values"]
+            fast = read_return(value, self.codec.header)  # the codec's answer, faster
+            if fast is None:
+                record = self.codec.decode(value)
+                fast = (record["symbol"], record["ts"], record["feature_set_version"],
+                        record["values"])  # fmt: skip
+            symbol, ts, kind, values = fast
             if kind == _RETURN and len(values) == 1 and math.isfinite(values[0]):
-                self.board.add(record["symbol"], ts, values[0])
+                self.board.add(symbol, ts, values[0])
             elif kind != _MARK:
                 raise SchemaError("UNKNOWN_KIND", f"not a return or a watermark: {kind!r}")
+            self.seen(partition)
             self.observe(partition, ts)
             outcome = "applied"
         except SchemaError as exc:
@@ -118,7 +137,7 @@ class SectorSync:
             for p in meta:
                 low, high = consumer.get_watermark_offsets(TopicPartition(self.ticks, p), 10)
                 if high > low:
-                    self.nonempty.add(p)
+                    self.seen(p)
         idle = self.settings.side_sector_idle_s
         return sorted(p for p in self.nonempty if now - self.advanced.get(p, self.opened) <= idle)
 
@@ -164,6 +183,8 @@ class SideInputs:
         self.macro: Consumer | None = None
         self.news: Consumer | None = None
         self.returns: Consumer | None = None
+        self.meta: Consumer | None = None
+        """Asks the broker for offsets and metadata (never assigned, never fetching)."""
         self.sync = (
             SectorSync(settings, spec, metrics)
             if spec.sectors is not None and settings.side_sector_sync
@@ -216,6 +237,10 @@ class SideInputs:
     def open(self) -> None:
         """Read ``macro`` to its end (every worker holds all of it)."""
         group = f"{self.settings.consumer_group}-side"
+        # Offsets and metadata from a consumer that never fetches: a reader with assigned
+        # partitions keeps a long-poll fetch in flight, and a request queued behind it on
+        # the connection waits for it (0.5 s per call measured).
+        self.meta = reader(self.settings, group)
         self.macro = reader(self.settings, group)
         self.news = reader(self.settings, group)
         self._catch_up(MACRO, self.macro, [0])
@@ -223,18 +248,18 @@ class SideInputs:
             self.sync.producer = BatchProducer(self.settings)
             self.returns = reader(self.settings, group)
             topic = self.topics[RETURNS]
-            meta = self.returns.list_topics(topic, timeout=10).topics[topic].partitions
+            meta = self.meta.list_topics(topic, timeout=10).topics[topic].partitions
             self._catch_up(RETURNS, self.returns, sorted(meta))
             self.sync.opened = time.monotonic()
 
     def close(self) -> None:
         """Close the consumers (worker shutdown); a later batch would open them again."""
         closed = 0
-        for consumer in (self.macro, self.news, self.returns):
+        for consumer in (self.macro, self.news, self.returns, self.meta):
             if consumer is not None:
                 consumer.close()
                 closed += 1
-        self.macro = self.news = self.returns = None
+        self.macro = self.news = self.returns = self.meta = None
         if self.sync is not None and self.sync.producer is not None:
             self.sync.producer.flush(timeout=10.0)
             self.sync.producer = None
@@ -265,11 +290,11 @@ class SideInputs:
         self, kind: str, consumer: Consumer, partitions: list[int], timeout_s: float = 60.0
     ) -> None:
         """Assign ``partitions`` of ``kind`` from the beginning and apply them to their end."""
-        topic = self.topics[kind]
+        topic, meta = self.topics[kind], self.meta or consumer
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         ends = {}
         for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            low, high = meta.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 ends[p] = high
         deadline = time.monotonic() + timeout_s
@@ -304,11 +329,12 @@ class SideFeatureEngine(FeatureEngine):
         super().__init__(SideFeatureSet(feature_set, side.spec), rules, side=side)
         self.side_inputs = side
         self.owned = owned
+        """The ticks partitions this worker owns (set by the worker to the stage's)."""
         self.times: dict[tuple[int, int], int | None] = {}
         """Event times of the records the last batch held, by (partition, offset)."""
+        self.tick_header = AvroCodec("tick").header
         self.planned: tuple[tuple[int, ...], tuple[tuple[int, int], ...]] = ((), ())
         """Active partitions and watermarks the last plan saw (unchanged: same answer)."""
-        """The ticks partitions this worker owns (set by the worker to the stage's)."""
 
     def process(self, records: Sequence[RawRecord], load: StateLoader, now_ms: int) -> BatchOutput:
         """Take the side records that arrived (opening the consumers at first), then run."""
@@ -319,7 +345,10 @@ class SideFeatureEngine(FeatureEngine):
         sync = inputs.sync
         if sync is None or inputs.returns is None:
             return super().process(records, load, now_ms)
-        active = sync.active(inputs.returns)
+        assert inputs.meta is not None
+        for partition in {r.partition for r in records} - sync.nonempty:
+            sync.seen(partition)
+        active = sync.active(inputs.meta)
         times, known = {}, self.times  # event times of held records: decoded once
         planned = (tuple(active), tuple(sorted(sync.mark.latest.items())))
         if planned == self.planned and all((r.partition, r.offset) in known for r in records):
@@ -354,6 +383,9 @@ class SideFeatureEngine(FeatureEngine):
         """The tick's event time (``None``: undecodable; the engine dead-letters it)."""
         if record.value is None:
             return None
+        ts = record_time(record.value, self.tick_header)  # two fields, not the whole tick
+        if ts is not None:
+            return ts
         try:
             return int(self.codec.decode(record.value)["ts"])
         except (SchemaError, ValueError):

@@ -93,7 +93,8 @@ def build_worker_app(
 
     stage = build_stage(settings, metrics)
     if isinstance(stage.engine, SideFeatureEngine) and stage.engine.side_inputs.sync is not None:
-        # the sector board leaves non-final records in Kafka: only the direct runner seeks back
+        # rows wait for other partitions' watermarks: the Faust stream hands over a batch only
+        # when new ticks arrive and cannot keep held ones (docs/side_streams.md)
         raise ConfigError(
             "the faust runner cannot run the broadcast sector board: use the direct runner, "
             "or TICKCAST_SIDE_SECTOR_SYNC=false (sector columns exact on one partition only)"

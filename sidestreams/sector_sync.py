@@ -34,13 +34,25 @@ from __future__ import annotations
 
 import heapq
 import math
+import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sidestreams.sector import UNKNOWN
 
-__all__ = ["BroadcastBoard", "PartitionWatermark", "ReturnHistory", "plan_batch"]
+__all__ = [
+    "BroadcastBoard",
+    "PartitionWatermark",
+    "ReturnHistory",
+    "plan_batch",
+    "read_return",
+    "record_time",
+]
+
+_DOUBLE = struct.Struct("<d")
+_NO_SOURCE = b"\x00\x00\x00\x00"
+"""The four optional fields after a FeatureVector's values, all null (a return's)."""
 
 
 @dataclass(slots=True)
@@ -192,3 +204,75 @@ def plan_batch(
             heapq.heappush(heap, (queue[heads[partition]][0], partition))
     held = {p: items[queues[p][heads[p]][1]][1] for p in queues if heads[p] < len(queues[p])}
     return order, held
+
+
+# --- the wire: two hot reads of the framed Avro records (streams.codec) --------------------
+def _long(buf: bytes, pos: int) -> tuple[int, int]:
+    """Zig-zag varint at ``pos``: (value, next position); ``IndexError`` when truncated."""
+    z = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        z |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (z >> 1) ^ -(z & 1), pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
+
+
+def _string(buf: bytes, pos: int) -> tuple[str, int]:
+    n, pos = _long(buf, pos)
+    if n < 0 or pos + n > len(buf):
+        raise ValueError("string past the end")
+    return buf[pos : pos + n].decode(), pos + n
+
+
+def record_time(payload: bytes | None, header: bytes) -> int | None:
+    """The ``ts`` of a framed record of a schema that starts ``symbol: string, ts: long``
+    (Tick, FeatureVector) written with ``header`` (magic + fingerprint); ``None`` for
+    anything else (the caller decodes it in full). Reads two fields, not thirty.
+
+    >>> from streams.codec import AvroCodec
+    >>> codec = AvroCodec("feature_vector")
+    >>> record_time(codec.encode({"symbol": "AAPL", "ts": 1_700_000_000_123,
+    ...     "feature_set_version": "v", "values": []}), codec.header)
+    1700000000123
+    """
+    if payload is None or payload[: len(header)] != header:
+        return None
+    try:
+        _, pos = _string(payload, len(header))
+        return _long(payload, pos)[0]
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def read_return(payload: bytes, header: bytes) -> tuple[str, int, str, list[float]] | None:
+    """``(symbol, ts, kind, values)`` of a ``sector-returns`` record as this module's
+    workers write it (a FeatureVector of at most one value, its source fields null);
+    ``None`` for anything else, which the caller hands to the Avro codec (same answer,
+    slower).
+
+    >>> from streams.codec import AvroCodec
+    >>> codec = AvroCodec("feature_vector")
+    >>> read_return(codec.encode({"symbol": "AAPL", "ts": 60_000,
+    ...     "feature_set_version": "bar-return", "values": [0.25]}), codec.header)
+    ('AAPL', 60000, 'bar-return', [0.25])
+    """
+    if payload[: len(header)] != header:
+        return None
+    try:
+        symbol, pos = _string(payload, len(header))
+        ts, pos = _long(payload, pos)
+        kind, pos = _string(payload, pos)
+        count, pos = _long(payload, pos)
+        values: list[float] = []
+        if count == 1:
+            values.append(_DOUBLE.unpack_from(payload, pos)[0])
+            count, pos = _long(payload, pos + 8)
+        if count != 0 or payload[pos:] != _NO_SOURCE:
+            return None
+    except (IndexError, ValueError, UnicodeDecodeError, struct.error):
+        return None
+    return symbol, ts, kind, values
