@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from indicators.alpha158 import Alpha158
 from indicators.alpha158.rows import BatchRows
 from indicators.bar import Bar
+from indicators.columns import ClassicColumns, covers
 from indicators.errors import InvalidBarError
 from indicators.feature_set import FeatureSet
 from schemas.records import FeatureVector, Tick
@@ -143,6 +144,9 @@ class FeatureEngine:
         self.partition_latest: dict[int, int] = {}
         self.alpha158: BatchRows | None = None
         """With :meth:`vectorise_alpha158`: the micro-batch's Alpha158 ticks, computed at once."""
+        self.classic: ClassicColumns | None = None
+        """With :meth:`vectorise_classic`: the classic indicators of every ready symbol as rows
+        of columns, updated once per batch."""
         """Per partition of the ticks topic, the latest event time of an accepted tick (raised
         from a loaded symbol state's ``last_ts`` too): the FUTURE_TIMESTAMP reference."""
 
@@ -153,6 +157,15 @@ class FeatureEngine:
         if any(isinstance(i, Alpha158) for i in self.feature_set.new_state().indicators):
             self.alpha158 = BatchRows()
         return self.alpha158 is not None
+
+    def vectorise_classic(self) -> bool:
+        """Update the classic indicators of every warm symbol as rows of columns, once per
+        batch (``TICKCAST_CLASSIC_ENGINE=vector``; indicators.columns): values are the
+        per-symbol indicators' bit for bit, snapshots unchanged. True when switched on (a
+        set of classic kinds only: the union with Alpha158 stays per symbol)."""
+        if covers(self.feature_set):
+            self.classic = ClassicColumns(self.feature_set)
+        return self.classic is not None
 
     def new_state(self) -> SymbolStream:
         """A fresh symbol state."""
@@ -172,6 +185,9 @@ class FeatureEngine:
         rules = self.rules
         latest = self.partition_latest
         alpha = self.alpha158
+        classic = self.classic
+        if classic is not None:
+            classic.discard()  # nothing is left queued by a batch that failed half way
         for record in records:
             try:
                 if record.value is None:
@@ -237,6 +253,8 @@ class FeatureEngine:
                 values = values + self.side.extend(symbol, tick["ts"], tick["close"], state.extra)
             if alpha is not None:
                 alpha.bind(values)  # its Alpha158 block is inserted by flush() below
+            if classic is not None:
+                classic.after(symbol, state.features, values)  # filled in by flush() below
             state.last_ts = tick["ts"]
             state.last_values = values
             if state.last_ts > latest.get(partition, -1):
@@ -256,6 +274,8 @@ class FeatureEngine:
             )
         if alpha is not None:
             alpha.flush()
+        if classic is not None:
+            classic.flush()
         return out
 
     @staticmethod

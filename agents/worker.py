@@ -72,6 +72,8 @@ def build_stage(settings: Settings, metrics: Metrics | None = None) -> FeatureSt
         engine = side = SideFeatureEngine(base, inputs, rules)
     if settings.alpha158_engine == "vector":
         engine.vectorise_alpha158()
+    if settings.classic_engine == "vector":
+        engine.vectorise_classic()
     log.info("feature_set", name=name, why=why, version=engine.version,
              columns=len(engine.feature_set.names))  # fmt: skip
     stages: list[BatchStage] = []

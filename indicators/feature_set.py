@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 from indicators.alpha158.state import Alpha158
 from indicators.bar import Bar, check_bar
@@ -119,6 +119,20 @@ DEFAULT_SPECS: tuple[IndicatorSpec, ...] = (
 )
 
 
+class Columns(Protocol):
+    """What a :class:`SymbolState` needs of the columns holding it as a row
+    (:class:`indicators.columns.ClassicColumns`; a protocol: that package imports this one)."""
+
+    @property
+    def width(self) -> int: ...
+
+    def queue(self, row: int, bar: Bar) -> None: ...
+
+    def store(self, row: int, state: SymbolState) -> None: ...
+
+    def detach(self, row: int) -> None: ...
+
+
 class SymbolState:
     """Every indicator of a feature set for one symbol: a small picklable value.
 
@@ -128,7 +142,17 @@ class SymbolState:
     Pickles to a few kB (the indicators' fixed ring buffers and sums) whatever the history.
     """
 
-    __slots__ = ("_bar_fns", "_close_fns", "_indicators", "_last_ts", "_n", "_warmup", "version")
+    __slots__ = (
+        "_bar_fns",
+        "_close_fns",
+        "_columns",
+        "_indicators",
+        "_last_ts",
+        "_n",
+        "_row",
+        "_warmup",
+        "version",
+    )
 
     def __init__(self, indicators: Sequence[Indicator], version: str) -> None:
         self._indicators = tuple(indicators)
@@ -136,6 +160,8 @@ class SymbolState:
         self._n = 0
         self._last_ts: int | None = None
         self.version = version
+        self._columns: Columns | None = None
+        self._row = -1
         self._bind()
 
     def _bind(self) -> None:
@@ -146,11 +172,33 @@ class SymbolState:
         self._bar_fns = tuple(i.update_bar for i in inds if not isinstance(i, CloseIndicator))
 
     def __getstate__(self) -> tuple[Any, ...]:
+        if self._columns is not None:  # the row holds the state: write it back first
+            self._columns.store(self._row, self)
         return (self._indicators, self._last_ts, self._n, self._warmup, self.version)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self._indicators, self._last_ts, self._n, self._warmup, self.version = state
+        self._columns = None
+        self._row = -1
         self._bind()
+
+    @property
+    def columns(self) -> Columns | None:
+        """The :class:`~indicators.columns.ClassicColumns` holding this state as a row
+        (its bars are queued there), or ``None`` (updated here, per symbol)."""
+        return self._columns
+
+    def attach_columns(self, columns: Columns, row: int) -> None:
+        """Let ``columns`` (which loaded this state into ``row``) hold it from now on."""
+        self._columns, self._row = columns, row
+
+    def detach_columns(self) -> None:
+        """Take the state back from its columns (written back first): per symbol again."""
+        columns = self._columns
+        if columns is not None:
+            columns.store(self._row, self)
+            columns.detach(self._row)
+            self._columns, self._row = None, -1
 
     @property
     def ready(self) -> bool:
@@ -194,6 +242,15 @@ class SymbolState:
             raise InvalidBarError(reason, f"ts_ms {bar.ts_ms} <= last applied {last}")
         check_bar(bar)
         self._last_ts = bar.ts_ms
+        columns = self._columns
+        if columns is not None:  # filled in place by the columns' flush
+            columns.queue(self._row, bar)
+            return [math.nan] * columns.width
+        return self.apply(bar)
+
+    def apply(self, bar: Bar) -> list[float]:
+        """Update the indicators with a checked bar (what :meth:`update` does once the bar
+        passed its checks); the feature vector."""
         close = bar.close
         for f in self._close_fns:
             f(close)

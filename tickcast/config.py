@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         "micro-batch in one numpy call, each from its symbol's last 61 bars) or per_symbol "
         "(the same call on one tick at a time: ~40x the CPU per tick). Same values bit for bit.",
     )  # fmt: skip
+    classic_engine: Literal["per_symbol", "vector"] = Field(
+        "vector", description="How the worker updates the classic indicators of a warm symbol: "
+        "vector (every symbol a row of numpy columns, a micro-batch applied in rounds: the k-th "
+        "tick of every symbol at once; a symbol with more ticks than the rounds hold goes per "
+        "symbol for that batch) or per_symbol (one Python indicator per symbol, tick by tick). "
+        "Same values bit for bit, same snapshots.",
+    )  # fmt: skip
 
     # Side streams (docs/side_streams.md)
     side_features: bool = Field(

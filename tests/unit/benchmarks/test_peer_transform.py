@@ -83,9 +83,14 @@ def records() -> list[RawRecord]:
     return out
 
 
-def expected(name: str, batch_size: int) -> tuple[list[Outcome], FeatureEngine]:
-    """Per record, what the engine made of it (its batches of ``batch_size``)."""
+def expected(
+    name: str, batch_size: int, vector: bool = False
+) -> tuple[list[Outcome], FeatureEngine]:
+    """Per record, what the engine made of it (its batches of ``batch_size``; ``vector``:
+    the worker's classic columns, indicators.columns)."""
     engine = FeatureEngine(feature_set(name))
+    if vector:
+        engine.vectorise_classic()
     states: dict[str, SymbolStream] = {}
     results: list[Outcome] = []
     recs = records()
@@ -128,8 +133,14 @@ def same(a: Outcome, b: Outcome) -> bool:
 
 @pytest.mark.parametrize("name", ["classic", "alpha158"])
 @pytest.mark.parametrize("pickled", [False, True], ids=["dict", "store"])
-def test_the_peer_transform_computes_what_the_engine_computes(name: str, pickled: bool) -> None:
-    want, engine = expected(name, batch_size=64)
+@pytest.mark.parametrize("vector", [False, True], ids=["per_symbol", "columns"])
+def test_the_peer_transform_computes_what_the_engine_computes(
+    name: str, pickled: bool, vector: bool
+) -> None:
+    want, engine = expected(name, batch_size=64, vector=vector)
+    if vector and name == "classic":
+        assert engine.classic is not None
+        assert engine.classic.row_of, "warm symbols are rows of the columns"
     got = run_peer(name, pickled)
     assert len(got) == len(want)
     mismatches = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if not same(g, w)]
