@@ -139,8 +139,9 @@ class FeatureEngine:
         self.state_version = feature_set.new_state().version
         """The indicator state's version (the side columns' set shares its base's)."""
         self.held: dict[int, int] = {}
-        """Per ticks partition, the first offset the last batch left unprocessed (the runner
-        seeks back to it; agents.side_inputs: sector columns not final yet)."""
+        """Per ticks partition, the first offset the last batch left unprocessed (the direct
+        runner keeps the rest for its next turns, agents.held_records; agents.side_inputs:
+        sector columns not final yet)."""
         self.partition_latest: dict[int, int] = {}
         self.alpha158: BatchRows | None = None
         """With :meth:`vectorise_alpha158`: the micro-batch's Alpha158 ticks, computed at once."""

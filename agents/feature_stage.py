@@ -196,7 +196,7 @@ class FeatureStage:
         handled, held, taken = self.handled, self.engine.held, 0
         for raw in records:
             if raw.offset >= held.get(raw.partition, raw.offset + 1):
-                continue  # left for a later batch: the runner seeks back to it
+                continue  # left for a later turn (agents.held_records): not handled
             taken += 1
             if raw.offset >= handled.get(raw.partition, -1):
                 handled[raw.partition] = raw.offset + 1
