@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tickcast.command import settings
+from tickcast.processes import hold_sigterm_while_starting
 
 
 def worker(
@@ -18,8 +19,9 @@ def worker(
     ] = "direct",
 ) -> None:
     """Run a stream worker (validation, features, scoring, outcomes) until interrupted."""
-    from agents.worker import run_worker
-
     if runner not in {"faust", "direct"}:
         raise typer.BadParameter("--runner must be faust or direct")
+    hold_sigterm_while_starting()
+    from agents.worker import run_worker
+
     run_worker(settings(service=True, traced_as="worker"), metrics_port=metrics_port, runner=runner)

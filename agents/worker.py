@@ -37,6 +37,7 @@ from streams.validation import ValidationRules
 from tickcast.config import Settings
 from tickcast.errors import ConfigError
 from tickcast.metrics import Metrics, get_metrics, serve_metrics
+from tickcast.processes import stop_requested
 from training.feature_choice import choose_feature_set
 
 if TYPE_CHECKING:
@@ -119,8 +120,17 @@ def run_worker(
         return
     from faust.worker import Worker
 
+    class StartedWorker(Worker):
+        """Faust's worker, honouring a SIGTERM that came while the app was being built."""
+
+        def install_signal_handlers(self) -> None:
+            super().install_signal_handlers()
+            if stop_requested():
+                self._schedule_shutdown(signal.SIGTERM)
+
     app, _ = build_worker_app(settings)
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    worker = StartedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
 
 
 def run_direct_worker(settings: Settings, metrics: Metrics | None = None) -> None:
@@ -132,6 +142,8 @@ def run_direct_worker(settings: Settings, metrics: Metrics | None = None) -> Non
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if stop_requested():  # stopped while the stage was being built
+            return
         await run_direct(settings, stage, stop)
 
     asyncio.run(main())

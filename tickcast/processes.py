@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tickcast.config import REPO_ROOT, Settings
@@ -102,14 +103,35 @@ class ServiceProcess:
             self._lifeline = None
 
 
+#: Set by a SIGTERM that arrived before the service installed its own stop handler.
+_STOP_REQUESTED = threading.Event()
+
+
+def hold_sigterm_while_starting() -> None:
+    """Until a service installs its own stop handler, a SIGTERM is remembered, not fatal.
+
+    A worker's start-up (imports, the model set from MLflow, state restored from Kafka) takes
+    seconds, more under load, and a rolling restart or a scale-down can stop it in that
+    window. Python's default would kill it mid-way (exit -15, which reads as a crash, and
+    a model download cut short). The runner reads :func:`stop_requested` once its own
+    handler is in place and stops at once, cleanly, before consuming anything. Only for
+    services: a batch job's SIGTERM stays fatal. (A handler raising ``SystemExit`` instead
+    is not safe: it can land in a garbage-collection callback that swallows it.)
+    """
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: _STOP_REQUESTED.set())
+
+
+def stop_requested() -> bool:
+    """True when a SIGTERM came during start-up (:func:`hold_sigterm_while_starting`)."""
+    return _STOP_REQUESTED.is_set()
+
+
 def watch_lifeline() -> None:
     """Stop this process (SIGTERM: a graceful stop) when the process that started it dies.
 
     Only for children of :class:`ServiceProcess`, which pass the read end of a pipe:
     end-of-file there means the parent is gone, one byte means it detached us.
     """
-    import threading
-
     raw = os.environ.pop(LIFELINE_ENV, None)  # not inherited by our own children
     if raw is None:
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streams.codec import get_codec
 from tickcast.config import Settings
@@ -29,6 +30,46 @@ class WorkerProcess(ServiceProcess):
         if self.running():
             return True
         raise AssertionError(f"the worker process died; log tail:\n{self.log_tail()}")
+
+
+def group_members(settings: Settings) -> set[str]:
+    """The member ids of the workers' consumer group now."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    found = admin.describe_consumer_groups([settings.consumer_group])
+    group = found[settings.consumer_group].result(timeout=10)
+    return {member.member_id for member in group.members}
+
+
+def wait_members(
+    settings: Settings, count: int, alive: Callable[[], bool], timeout_s: float = 120.0
+) -> None:
+    """Until the group has ``count`` members."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive()
+        if len(group_members(settings)) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(
+        f"{settings.consumer_group} did not reach {count} members in {timeout_s} s"
+    )
+
+
+def start_member(
+    settings: Settings, log: Path, runner: str = "direct", timeout_s: float = 120.0
+) -> WorkerProcess:
+    """A new worker, returned once it is a member of the group (start-up takes 2-8 s, more
+    under load: a worker stopped before it joined tests nothing of a rolling restart)."""
+    known = group_members(settings)
+    worker = WorkerProcess(settings, log, runner).start()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        worker.alive()
+        if group_members(settings) - known:
+            return worker
+        time.sleep(0.5)
+    worker.stop()
+    raise AssertionError(f"the worker did not join {settings.consumer_group} in {timeout_s} s")
 
 
 def read_topic(

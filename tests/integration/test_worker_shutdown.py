@@ -44,3 +44,24 @@ def test_sigterm_exits_cleanly_and_frees_the_group(
     assert worker.proc is not None
     assert worker.proc.returncode == 0, worker.log_tail()  # SIGKILL would be -9
     reset_namespace(settings, timeout_s=5)  # raises if the group still had a member
+
+
+@pytest.mark.parametrize("runner", ["faust", "direct"])
+def test_sigterm_during_start_up_exits_cleanly(
+    settings: Settings, tmp_path: Path, runner: str
+) -> None:
+    """Stopped while it loads its models and state (a rolling restart under load does it),
+    the worker ends with exit 0 at once instead of dying of the signal (-15)."""
+    apply_topics(settings)
+    worker = WorkerProcess(settings, tmp_path / "worker.log", runner).start()
+    deadline = time.monotonic() + 60
+    while '"event": "feature_set"' not in worker.log_tail(20_000):  # start-up under way
+        assert worker.alive()
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.05)
+    worker.stop(timeout=25)
+    assert worker.proc is not None
+    assert worker.proc.returncode == 0, worker.log_tail()
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    group = admin.describe_consumer_groups([settings.consumer_group])[settings.consumer_group]
+    assert not group.result(timeout=10).members  # it never joined
