@@ -6,9 +6,9 @@ PIP := $(VENV)/bin/pip
 TICKCAST := $(VENV)/bin/tickcast
 PYTHON ?= python3
 
-.PHONY: deps venv system-deps kafka-jars console-assets airflow-env demo test test-unit lint up down doctor clean
+.PHONY: deps venv system-deps kafka-jars console-assets airflow-env qlib-env demo test test-unit lint up down doctor clean
 
-deps: system-deps venv kafka-jars console-assets airflow-env
+deps: system-deps venv kafka-jars console-assets airflow-env qlib-env
 
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -33,6 +33,11 @@ console-assets:
 airflow-env: venv
 	@$(PY) -m devtools.airflow_env >/dev/null
 
+# Qlib's expression engine (pyqlib, pinned by devtools/constraints-pyqlib-*.txt) in a
+# virtualenv of its own: tests/unit/indicators/alpha158/test_qlib.py compares Alpha158 with it.
+qlib-env: venv
+	@$(PY) -m devtools.qlib_env >/dev/null
+
 up: deps
 	@$(TICKCAST) up
 
@@ -53,7 +58,7 @@ test: deps
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy .
 	@$(VENV)/bin/lint-imports
-	@set +e; $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(VENV)/bin/pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 test-unit: venv

@@ -12,15 +12,14 @@ packages, 290 MB, 30 s on a warm network). :func:`parse_dags` then runs Airflow'
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from devtools import venvs
 from tickcast.errors import DependencyError
 
 AIRFLOW_VERSION = "3.3.2"
@@ -56,35 +55,15 @@ print("\\n" + json.dumps(out))
 
 def env_dir(base: Path) -> Path:
     """Where the environment of this version and constraints lives under ``base``."""
-    digest = hashlib.sha256(CONSTRAINTS.read_bytes()).hexdigest()[:12]
-    return base / f"airflow-{AIRFLOW_VERSION}-{digest}"
+    return venvs.env_dir(base, f"airflow-{AIRFLOW_VERSION}", CONSTRAINTS)
 
 
 def ensure_env(base: Path) -> Path:
-    """The Airflow environment's python, building the environment first if it is missing.
-
-    Built into a ``.partial`` folder and renamed when complete, so a failed build is never
-    mistaken for a finished one; :class:`DependencyError` when pip cannot install.
-    """
-    target = env_dir(base)
-    python = target / "bin" / "python"
-    if python.exists():
-        return python
-    partial = target.with_name(target.name + ".partial")
-    base.mkdir(parents=True, exist_ok=True)
-    steps = [
-        [sys.executable, "-m", "venv", "--clear", str(partial)],
-        [str(partial / "bin" / "python"), "-m", "pip", "install", "-q",
-         "--disable-pip-version-check", "-c", str(CONSTRAINTS),
-         f"apache-airflow=={AIRFLOW_VERSION}"],
-    ]  # fmt: skip
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise DependencyError("airflow", f"{' '.join(step[:4])}: {' | '.join(tail)}", _HINT)
-    partial.rename(target)
-    return python
+    """The Airflow environment's python, building the environment first if it is missing."""
+    return venvs.ensure_env(
+        env_dir(base), CONSTRAINTS, f"apache-airflow=={AIRFLOW_VERSION}",
+        component="airflow", hint=_HINT,
+    )  # fmt: skip
 
 
 def parse_dags(folder: Path = DAGS, base: Path | None = None) -> dict[str, Any]:

@@ -1,57 +1,33 @@
 """Every Alpha158 feature at every step against Qlib's own expression engine (pyqlib 0.9.7).
 
 pyqlib is not a dependency of tickcast (it pulls in a research stack: mlflow, cvxpy, gym,
-jupyter...), so it lives in its own virtualenv, created once from PyPI into the data-set
-cache and reused. The real bars are rounded to float32 (what Qlib's binary store holds)
-before both engines see them; Qlib computes some intermediates in float32 (``$close/
-Ref($close, 1)-1``, ``2*$close-$high-$low``) and returns float32, tickcast computes in
-float64, so values agree to float32 precision amplified by those cancellations: within
-``RTOL * |qlib| + ATOL`` (the worst seen on these symbols is 1.3e-5 absolute, on WVMA5).
+jupyter...), so it lives in its own pinned virtualenv (``devtools.qlib_env``, built by
+``make deps``, or here on first use). The real bars are rounded to float32 (what Qlib's
+binary store holds) before both engines see them; Qlib computes some intermediates in
+float32 (``$close/Ref($close, 1)-1``, ``2*$close-$high-$low``) and returns float32,
+tickcast computes in float64, so values agree to float32 precision amplified by those
+cancellations: within ``RTOL * |qlib| + ATOL`` (the worst seen on these symbols is 1.3e-5
+absolute, on WVMA5).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from devtools.datasets import default_cache_dir
+from devtools.qlib_env import qlib_python
 from indicators.alpha158 import EXPRESSIONS, NAMES
 from tests.unit.indicators.alpha158.conftest import SYMBOLS, run_incremental
 
-PYQLIB = "pyqlib==0.9.7"
 RTOL = 1e-5
 ATOL = 2e-5
 SCRIPT = Path(__file__).with_name("qlib_eval.py")
-
-
-def qlib_python() -> Path:
-    """The interpreter of a cached virtualenv holding pyqlib (created on first use)."""
-    home = default_cache_dir() / "venvs" / PYQLIB.replace("==", "-")
-    python = home / "bin" / "python"
-    if python.exists():
-        return python
-    home.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="pyqlib-", dir=home.parent))
-    subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True)
-    subprocess.run(
-        [str(staging / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", PYQLIB],
-        check=True,
-        timeout=900,
-    )
-    try:
-        staging.rename(home)  # atomic: a concurrent creator's copy wins, ours is dropped
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-    return python
 
 
 @pytest.fixture(scope="module")
