@@ -332,7 +332,8 @@ def peers(base: Settings, args: argparse.Namespace, logs: Path) -> dict[str, obj
         for symbol, group in frame.groupby("symbol", sort=False)
     }
     settings = namespaced(base, "peer")
-    return compare(settings, records, ts_by_symbol, args.rounds, logs)
+    contenders = tuple(args.contenders.split(","))
+    return compare(settings, records, ts_by_symbol, args.rounds, logs, contenders)
 
 
 def main() -> None:
@@ -347,6 +348,12 @@ def main() -> None:
     parser.add_argument("--tracing", action="store_true", help="measure tracing overhead")
     parser.add_argument("--peers", action="store_true", help="beside Quix Streams, Bytewax")
     parser.add_argument("--rounds", type=int, default=3, help="--tracing, --peers: rounds")
+    parser.add_argument(
+        "--contenders",
+        default="tickcast,quix-dict,quix-store,bytewax",
+        help="--peers: comma-separated; tickcast-per-symbol is the worker with "
+        "TICKCAST_CLASSIC_ENGINE=per_symbol",
+    )
     default_ratio = Settings().trace_tick_ratio
     parser.add_argument("--tick-ratio", type=float, default=default_ratio, help="traced share")
     parser.add_argument("--stage-batches", type=int, default=10, help="--tracing: per block")

@@ -40,6 +40,9 @@ from tickcast.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = ("tickcast", "quix-dict", "quix-store", "bytewax")
+#: Also known: ``tickcast-per-symbol``, the worker with TICKCAST_CLASSIC_ENGINE=per_symbol
+#: (the classic indicators per symbol, tick by tick, instead of as columns per batch).
+KNOWN = (*CONTENDERS, "tickcast-per-symbol")
 
 #: Each key's event time (bytes 4-11 of the blob, sinks.feature_blob), in one command.
 _EVENT_TIMES = """
@@ -168,9 +171,11 @@ def run_one(
     group = f"{settings.consumer_group}-{tag}"
     log = logs / f"{tag}.log"
     progress = progress_of(prefix)
-    if name == "tickcast":
+    if name.startswith("tickcast"):
         fresh_outputs(settings)
-        own = settings.model_copy(update={"consumer_group": group, "redis_key_prefix": prefix})
+        engine = "per_symbol" if name == "tickcast-per-symbol" else settings.classic_engine
+        update = {"consumer_group": group, "redis_key_prefix": prefix, "classic_engine": engine}
+        own = settings.model_copy(update=update)
         worker = ServiceProcess(own, ["worker", "--metrics-port", "0"], log).start()
         through = committing(own, progress.total)
         try:
@@ -224,6 +229,9 @@ def compare(
     """``rounds`` rounds of every contender; per-round rates and within-round ratios."""
     from peers.venvs import ensure_venv
 
+    unknown = set(contenders) - set(KNOWN)
+    if unknown or "tickcast" not in contenders:
+        raise ValueError(f"contenders: tickcast and any of {KNOWN}, not {sorted(unknown)}")
     pythons = {peer: ensure_venv(peer) for peer in ("quix", "bytewax")}
     settings = settings.model_copy(update={"scoring_enabled": False})
     apply_topics(settings)

@@ -7,9 +7,10 @@ attaches it: from then on its ``update`` checks the bar, queues it and returns a
 :meth:`ClassicColumns.flush` fills in place once per micro-batch. The queued bars are
 applied in rounds, the *k*-th bar of every row at once with numpy; a row holding more bars
 than ``min_round`` rows share (a busy symbol of a skewed feed) is written back to its
-per-symbol indicators, updated bar by bar, and loaded again, because a round costs about
-as much for one row as for hundreds. Either way every value is the per-symbol path's,
-bit for bit (tests/unit/indicators/test_columns.py).
+per-symbol indicators and updated bar by bar, because a round costs about as much for one
+row as for hundreds; it stays per symbol (:attr:`ClassicColumns.busy`) until a batch holds
+no more of its ticks than the rounds, then joins the columns again. Either way every value
+is the per-symbol path's, bit for bit (tests/unit/indicators/test_columns.py).
 
 An attached state pickles as its per-symbol indicators (written back from the row first),
 so snapshots keep their format and restore anywhere.
@@ -84,6 +85,12 @@ class ClassicColumns:
         """Each row's latest outputs (the per-symbol indicators' ``out`` when stored)."""
         self.row_of: dict[str, int] = {}
         self.owners: list[SymbolState | None] = []
+        self.symbols: list[str] = []
+        """The symbol of each row."""
+        self.busy: set[str] = set()
+        """Symbols left per symbol: a batch held more of their ticks than its rounds. One
+        comes back as a row after a batch holding no more of its ticks than the rounds."""
+        self._seen: dict[str, int] = {}
         self._rows: list[int] = []
         self._bars: list[Bar] = []
         self._targets: list[list[float]] = []
@@ -95,7 +102,10 @@ class ClassicColumns:
         if state.columns is self:
             self._targets.append(values)
         elif state.ready and state.version == self.version:
-            self.attach(symbol, state)
+            if symbol in self.busy:
+                self._seen[symbol] = self._seen.get(symbol, 0) + 1
+            else:
+                self.attach(symbol, state)
 
     def attach(self, symbol: str, state: SymbolState) -> None:
         """Load a ready ``state`` into ``symbol``'s row; its bars queue here from now on."""
@@ -103,6 +113,7 @@ class ClassicColumns:
         if row is None:
             row = self.row_of[symbol] = len(self.owners)
             self.owners.append(None)
+            self.symbols.append(symbol)
             if row >= self.capacity:
                 self._grow(2 * self.capacity)
         previous = self.owners[row]
@@ -149,10 +160,11 @@ class ClassicColumns:
     def discard(self) -> None:
         """Drop what is queued (a batch that failed half way)."""
         self._rows, self._bars, self._targets = [], [], []
+        self._seen = {}
 
     def flush(self) -> int:
         """Apply the queued bars and fill the bound lists; returns the bars applied."""
-        rows, bars, targets = self._rows, self._bars, self._targets
+        rows, bars, targets, seen = self._rows, self._bars, self._targets, self._seen
         self.discard()
         if len(rows) != len(targets):
             raise RuntimeError(f"{len(rows)} bars queued but {len(targets)} lists bound")
@@ -164,9 +176,13 @@ class ClassicColumns:
             k = counts.get(r, 0)
             rank.append(k)
             counts[r] = k + 1
-        ordered = sorted(counts.values(), reverse=True)
+        # the rounds the batch's ticks would fill, busy symbols' included
+        ordered = sorted([*counts.values(), *seen.values()], reverse=True)
         rounds = max(1, ordered[self.min_round - 1] if len(ordered) >= self.min_round else 1)
         busy = {r for r, c in counts.items() if c > rounds}
+        for symbol, count in seen.items():  # quiet again: back to the columns at its next tick
+            if count <= rounds:
+                self.busy.discard(symbol)
         if busy:
             self._per_symbol(rows, bars, targets, busy)
             keep = [i for i, r in enumerate(rows) if r not in busy]
@@ -181,21 +197,19 @@ class ClassicColumns:
     def _per_symbol(
         self, rows: list[int], bars: list[Bar], targets: list[list[float]], busy: set[int]
     ) -> None:
-        """Busy rows: written back, updated by their per-symbol indicators, loaded again."""
-        width = self.width
+        """Busy rows: written back and detached (per symbol from now on: :attr:`busy`),
+        their bars applied by their per-symbol indicators."""
+        width, owners = self.width, self.owners
+        states = {}
         for r in busy:
-            state = self.owners[r]
+            state = owners[r]
             assert state is not None
-            self.store(r, state)
+            state.detach_columns()
+            states[r] = state
+            self.busy.add(self.symbols[r])
         for r, bar, target in zip(rows, bars, targets, strict=True):
             if r in busy:
-                state = self.owners[r]
-                assert state is not None
-                target[:width] = state.apply(bar)
-        for r in busy:
-            state = self.owners[r]
-            assert state is not None
-            self._load(r, state)
+                target[:width] = states[r].apply(bar)
 
     def _rounds(
         self, rows: list[int], bars: list[Bar], targets: list[list[float]], rank: list[int]
