@@ -112,17 +112,18 @@ def test_a_snapshot_round_trips_mid_series(
         assert same(per_symbol(bars[cut:], restored), expected[i][cut:]), i
 
 
-def test_snapshots_of_the_earlier_engines_migrate_without_a_reset() -> None:
-    """Pickles written by the incremental operators and by the row engine (generated with
-    the code before the history engine, at bar 130 of the edge series) continue exactly as
-    an uninterrupted history does."""
-    legacy = pickle.loads(LEGACY.read_bytes())
+@pytest.mark.parametrize("cut", [30, 130])
+@pytest.mark.parametrize("kind", ["plain", "row"])
+def test_snapshots_of_the_earlier_engines_migrate_without_a_reset(cut: int, kind: str) -> None:
+    """Pickles written by the incremental operators (``plain``) and by the row engine
+    (``row``), generated with the code before the history engine at bar ``cut`` of the edge
+    series (a window still filling, and a full one), continue exactly as an uninterrupted
+    history does."""
+    legacy = pickle.loads(LEGACY.read_bytes())[cut]
     bars = with_vwap(make_edge_bars())[FIELDS].to_numpy(np.float64)
-    cut = legacy["cut"]
     want = per_symbol(bars)
-    for kind in ("plain", "row"):
-        ind = pickle.loads(legacy[kind])
-        assert type(ind) is Alpha158, kind
-        # the values stored with it are the old engine's (equal to ours within rounding)
-        np.testing.assert_allclose(ind.out, want[cut - 1], rtol=1e-9, atol=1e-12)
-        assert same(per_symbol(bars[cut:], ind), want[cut:]), kind
+    ind = pickle.loads(legacy[kind])
+    assert type(ind) is Alpha158
+    # the values stored with it are the old engine's (equal to ours within rounding)
+    np.testing.assert_allclose(ind.out, want[cut - 1], rtol=1e-9, atol=1e-12)
+    assert same(per_symbol(bars[cut:], ind), want[cut:])
