@@ -186,6 +186,8 @@ class FeatureEngine:
         rules = self.rules
         latest = self.partition_latest
         alpha = self.alpha158
+        if alpha is not None:
+            alpha.discard()  # nothing is left queued by a batch that failed half way
         classic = self.classic
         if classic is not None:
             classic.discard()  # nothing is left queued by a batch that failed half way

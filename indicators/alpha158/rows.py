@@ -40,6 +40,8 @@ from indicators.alpha158.vector import advance
 from indicators.bar import Bar
 from indicators.base import Indicator
 
+_NANS = (float("nan"),) * Alpha158.n_outputs
+
 
 class IndicatorHolder(Protocol):
     """What :meth:`BatchRows.attach` needs of a :class:`~indicators.feature_set.SymbolState`
@@ -74,6 +76,14 @@ class BatchRows:
         """The feature list returned for the bar queued last: :meth:`flush` inserts the
         bar's 158 values at the block's place (the queued indicator contributed none)."""
         self._targets.append((values, self._start))
+
+    def discard(self) -> None:
+        """Drop what is queued (a batch that failed half way): the bars are not applied, and
+        their indicators' ``out`` is all-``NaN`` instead of empty."""
+        for ind, _ in self._queued:
+            if not ind.out:
+                ind.out = _NANS
+        self._queued, self._targets = [], []
 
     def flush(self) -> int:
         """Compute the queued bars and fill the bound lists; returns the bars applied."""

@@ -10,6 +10,7 @@ states go through their snapshot bytes between batches (a restart) or stay in me
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,3 +110,36 @@ def test_snapshots_are_small_histories_that_restore_anywhere(bars: pd.DataFrame)
         got = restored.features.update(bar)
         assert np.array_equal(got, want[("S1", bar.ts_ms)], equal_nan=True)
     assert len(pickle.dumps(twin)) < 5_000
+
+
+class _FailingSide:
+    """Side columns failing on the third tick: after its bar was queued, before its list
+    was bound (the worst place for a batch to fail)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def extend(self, symbol: str, ts: int, close: float, extra: dict[str, Any]) -> list[float]:
+        self.calls += 1
+        if self.calls == 3:
+            raise ConnectionError("side input down")
+        return []
+
+
+def test_a_batch_that_failed_half_way_leaves_nothing_queued(bars: pd.DataFrame) -> None:
+    """A batch failing between a tick's queued bar and its bound list raises; the engine's
+    next batch starts clean: every record gets its 158 values (no RuntimeError for bars
+    queued without a list, no values of the failed batch)."""
+    fs = feature_set("alpha158")
+    records = _raw(bars)
+    engine = vectorised(fs)
+    engine.side = _FailingSide()
+    with pytest.raises(ConnectionError):
+        engine.process(records[:40], lambda s, p: None, NOW_MS)
+    engine.side = None
+    out = engine.process(records[:40], lambda s, p: None, NOW_MS)  # fresh states: a retry
+    want = per_symbol(bars.iloc[:40], "alpha158")
+    got = {(r["symbol"], r["ts"]): r["values"] for r in out.features}
+    assert got.keys() == want.keys()
+    for key, values in got.items():
+        assert np.array_equal(values, want[key], equal_nan=True), key
