@@ -103,8 +103,9 @@ def _features(win: F64, o: F64, vwap: F64) -> F64:
     vw, vp = win[_V, :, 1:], win[_V, :, :-1]
     exist = cw == cw
     prev = cp == cp  # the row has a previous bar: changes are defined
-    n_rows = _rsum(exist)
-    n_prev = _rsum(prev)
+    # Bars (and bars with a predecessor) fill the window from the newest back: counts.
+    n_rows = np.minimum(_WF, exist.sum(axis=1, dtype=np.float64)[:, None])
+    n_prev = np.minimum(_WF, prev.sum(axis=1, dtype=np.float64)[:, None])
 
     out = np.empty((n, len(NAMES)))
     rng = h - lo + _GUARD
