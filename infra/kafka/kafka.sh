@@ -170,10 +170,21 @@ log.retention.check.interval.ms=300000
 EOF
 }
 
+# A KRaft cluster id: 16 random bytes in base64url. One starting with "-" reads as an option
+# to the storage tool ("-t: expected one argument": 1 format in 64 failed), so it is drawn
+# again, as Kafka's own Uuid.randomUuid() does.
+new_cluster_id() {
+  local id="-"
+  while [[ "$id" == -* ]]; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  done
+  echo "$id"
+}
+
 format_once() {
   [[ -f "$LOG_DIRS/meta.properties" ]] && return 0
   local cluster_id
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  cluster_id="$(new_cluster_id)"
   say "formatting KRaft storage in $LOG_DIRS (cluster $cluster_id)"
   java -Xmx256m -cp "$LIB/*" $(log_opts) kafka.tools.StorageTool format \
     -t "$cluster_id" -c "$PROPS" >>"$LOG_FILE" 2>&1 \
@@ -289,5 +300,6 @@ case "${1:-}" in
   restart) cmd_stop && cmd_start ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
-  *) echo "usage: $0 {fetch|start|stop|restart|status|logs [n]}" >&2; exit 2 ;;
+  cluster-id) shift; for _ in $(seq "${1:-1}"); do new_cluster_id; done ;;
+  *) echo "usage: $0 {fetch|start|stop|restart|status|logs [n]|cluster-id [n]}" >&2; exit 2 ;;
 esac
